@@ -1,0 +1,126 @@
+package gis
+
+import (
+	"fmt"
+	"math"
+)
+
+// EarthRadius is the mean Earth radius in metres (IUGG), the radius used by
+// haversine here and by Redis GEO (6372797.560856 there; the difference is
+// 0.01 %, well inside GPS accuracy).
+const EarthRadius = 6371008.8
+
+// Point is a WGS 84 position in degrees.
+type Point struct {
+	Lat float64 `json:"lat"`
+	Lon float64 `json:"lon"`
+}
+
+// Valid reports whether p is a finite, in-range coordinate.
+func (p Point) Valid() error {
+	if math.IsNaN(p.Lat) || math.IsInf(p.Lat, 0) || p.Lat < -90 || p.Lat > 90 {
+		return fmt.Errorf("%w: latitude %v outside -90..90", ErrBadQuery, p.Lat)
+	}
+	if math.IsNaN(p.Lon) || math.IsInf(p.Lon, 0) || p.Lon < -180 || p.Lon > 180 {
+		return fmt.Errorf("%w: longitude %v outside -180..180", ErrBadQuery, p.Lon)
+	}
+	return nil
+}
+
+const deg = math.Pi / 180
+
+// Distance is the great-circle (haversine) distance between a and b in metres.
+func Distance(a, b Point) float64 {
+	return hav2m(havA(a.Lat, a.Lon, b.Lat, b.Lon))
+}
+
+// havA is the haversine term a = sin²(Δφ/2) + cos φ1 cos φ2 sin²(Δλ/2),
+// monotonic in distance, so searches compare it without the asin.
+func havA(lat1, lon1, lat2, lon2 float64) float64 {
+	s1 := math.Sin((lat2 - lat1) * deg / 2)
+	s2 := math.Sin((lon2 - lon1) * deg / 2)
+	return s1*s1 + math.Cos(lat1*deg)*math.Cos(lat2*deg)*s2*s2
+}
+
+func hav2m(a float64) float64 {
+	if a > 1 {
+		a = 1
+	}
+	return 2 * EarthRadius * math.Asin(math.Sqrt(a))
+}
+
+// unit vector of a point on the sphere; the squared chord between two unit
+// vectors is 4a (a = haversine term), so kNN ranks items by a chord computed
+// from precomputed vectors: three multiplications per item, no trigonometry.
+type vec3 [3]float64
+
+func toVec(lat, lon float64) vec3 {
+	cl := math.Cos(lat * deg)
+	return vec3{cl * math.Cos(lon*deg), cl * math.Sin(lon*deg), math.Sin(lat * deg)}
+}
+
+func chordA(a, b vec3) float64 {
+	dx, dy, dz := a[0]-b[0], a[1]-b[1], a[2]-b[2]
+	return (dx*dx + dy*dy + dz*dz) / 4
+}
+
+// boxA is the haversine term from (lat, lon) to the nearest point of the
+// lon/lat rectangle, an exact lower bound for every point inside it, which is
+// what R-tree kNN needs to be correct. Outside the rectangle's longitude span
+// the nearest point lies on the nearer meridian edge, at the latitude where
+// the great circle through the point meets that meridian at a right angle
+// (atan(tan φ / cos Δλ)), clamped to the edge.
+func boxA(lat, lon float64, min, max [2]float64) float64 {
+	// min/max are [lon, lat].
+	if lon >= min[0] && lon <= max[0] {
+		cl := clamp(lat, min[1], max[1])
+		if cl == lat {
+			return 0
+		}
+		s := math.Sin((cl - lat) * deg / 2)
+		return s * s
+	}
+	// Nearer meridian edge, measured around the globe.
+	dmin := angDiff(lon, min[0])
+	dmax := angDiff(lon, max[0])
+	edge, dl := min[0], dmin
+	if dmax < dmin {
+		edge, dl = max[0], dmax
+	}
+	var best float64
+	if dl < 90 {
+		phi := math.Atan(math.Tan(lat*deg)/math.Cos(dl*deg)) / deg
+		phi = clamp(phi, min[1], max[1])
+		best = havA(lat, lon, phi, edge)
+	} else {
+		best = math.Min(havA(lat, lon, min[1], edge), havA(lat, lon, max[1], edge))
+	}
+	return best
+}
+
+func angDiff(a, b float64) float64 {
+	d := math.Abs(a - b)
+	if d > 180 {
+		d = 360 - d
+	}
+	return d
+}
+
+func clamp(v, lo, hi float64) float64 {
+	if v < lo {
+		return lo
+	}
+	if v > hi {
+		return hi
+	}
+	return v
+}
+
+// metresToA converts a distance to the haversine term.
+func metresToA(m float64) float64 {
+	if m >= math.Pi*EarthRadius {
+		return 1
+	}
+	s := math.Sin(m / EarthRadius / 2)
+	return s * s
+}

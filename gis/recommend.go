@@ -1,0 +1,148 @@
+package gis
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+)
+
+// RecommendQuery asks for the best units for an incident at Point.
+type RecommendQuery struct {
+	Point                Point
+	RequiredCapabilities []string
+	Agency               string        // "" = any agency
+	K                    int           // recommendations wanted, default 3
+	MaxAge               time.Duration // ignore units whose last fix is older; 0 = no limit
+	Now                  time.Time     // zero = time.Now()
+}
+
+// Recommendation is one ranked unit with the reasons for its place.
+type Recommendation struct {
+	Rank          int       `json:"rank"`
+	UnitID        string    `json:"unit_id"`
+	Label         string    `json:"label,omitempty"`
+	Agency        string    `json:"agency"`
+	Kind          string    `json:"kind"`
+	Status        string    `json:"status"`
+	Position      Point     `json:"position"`
+	DistanceM     float64   `json:"distance_m"` // great-circle
+	ETA           ETA       `json:"eta"`
+	CapabilityOK  bool      `json:"capability_match"`
+	MissingCaps   []string  `json:"missing_capabilities,omitempty"`
+	PositionAgeS  float64   `json:"position_age_s"`
+	PositionTime  time.Time `json:"position_time"`
+	PositionStale bool      `json:"position_stale"`
+	AccuracyM     float64   `json:"accuracy_m"`
+}
+
+// Recommender ranks available units by ETA.
+type Recommender struct {
+	Units             *Index
+	ETA               ETAProvider // nil = StraightLine{}
+	AvailableStatuses []string    // default ["available"]
+	// PoolFactor × K nearest available units are sent to the ETA provider
+	// (straight-line nearest is not route-nearest); default 3.
+	PoolFactor int
+}
+
+// Recommend returns up to K available units ranked: units with every
+// required capability first, then by ETA. If fewer than K units have all
+// required capabilities, the nearest others fill the list, marked with the
+// capabilities they miss, so the dispatcher sees the trade-off.
+func (r *Recommender) Recommend(ctx context.Context, q RecommendQuery) ([]Recommendation, error) {
+	if r.Units == nil {
+		return nil, fmt.Errorf("%w: Recommender.Units is nil", ErrBadConfig)
+	}
+	if q.K == 0 {
+		q.K = 3
+	}
+	if q.K < 0 || q.K > 100 {
+		return nil, fmt.Errorf("%w: k=%d outside 1..100", ErrBadQuery, q.K)
+	}
+	if q.Now.IsZero() {
+		q.Now = time.Now()
+	}
+	statuses := r.AvailableStatuses
+	if len(statuses) == 0 {
+		statuses = []string{"available"}
+	}
+	pf := r.PoolFactor
+	if pf <= 0 {
+		pf = 3
+	}
+	nq := NearestQuery{Point: q.Point, K: pf * q.K, Statuses: statuses, Agency: q.Agency,
+		Capabilities: q.RequiredCapabilities, MaxAge: q.MaxAge, Now: q.Now}
+	pool, err := r.Units.Nearest(nq)
+	if err != nil {
+		return nil, err
+	}
+	if len(pool) < q.K && len(q.RequiredCapabilities) > 0 {
+		nq.Capabilities = nil
+		nq.K = pf*q.K + len(pool)
+		more, err := r.Units.Nearest(nq)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range more {
+			if len(pool) >= pf*q.K {
+				break
+			}
+			if !slices.ContainsFunc(pool, func(p Candidate) bool { return p.ID == c.ID }) {
+				pool = append(pool, c)
+			}
+		}
+	}
+	if len(pool) == 0 {
+		return nil, nil
+	}
+	eta := r.ETA
+	if eta == nil {
+		eta = StraightLine{}
+	}
+	from := make([]ETAFrom, len(pool))
+	for i, c := range pool {
+		from[i] = ETAFrom{Point: c.Fix.Point(), Kind: c.Kind}
+	}
+	etas, err := eta.ETAs(ctx, q.Point, from)
+	if err != nil || len(etas) != len(pool) {
+		reason := fmt.Sprintf("%v", err)
+		if err == nil {
+			reason = fmt.Sprintf("provider returned %d ETAs for %d units", len(etas), len(pool))
+		}
+		etas, _ = StraightLine{}.ETAs(ctx, q.Point, from)
+		for i := range etas {
+			etas[i].Fallback = reason
+		}
+	}
+	recs := make([]Recommendation, len(pool))
+	for i, c := range pool {
+		var missing []string
+		for _, req := range q.RequiredCapabilities {
+			if !slices.Contains(c.Capabilities, req) {
+				missing = append(missing, req)
+			}
+		}
+		recs[i] = Recommendation{
+			UnitID: c.ID, Label: c.Label, Agency: c.Agency, Kind: c.Kind, Status: c.Status,
+			Position: c.Fix.Point(), DistanceM: c.Distance, ETA: etas[i],
+			CapabilityOK: len(missing) == 0, MissingCaps: missing,
+			PositionAgeS: q.Now.Sub(c.Fix.Time).Seconds(), PositionTime: c.Fix.Time,
+			PositionStale: c.Fix.Stale, AccuracyM: c.Fix.Accuracy,
+		}
+	}
+	sort.SliceStable(recs, func(i, j int) bool {
+		if recs[i].CapabilityOK != recs[j].CapabilityOK {
+			return recs[i].CapabilityOK
+		}
+		return recs[i].ETA.Seconds < recs[j].ETA.Seconds
+	})
+	if len(recs) > q.K {
+		recs = recs[:q.K]
+	}
+	for i := range recs {
+		recs[i].Rank = i + 1
+	}
+	return recs, nil
+}
