@@ -1,0 +1,6 @@
+//go:build !race
+
+package video
+
+const raceEnabled = false
+const raceJoins = 0
