@@ -276,16 +276,15 @@ func (ix *Index) search(q NearestQuery, out []Candidate) []Candidate {
 	if q.Radius > 0 {
 		limitA = metresToA(q.Radius)
 	}
-	qv := toVec(q.Point.Lat, q.Point.Lon)
-	lat, lon := q.Point.Lat, q.Point.Lon
+	o := newOrigin(q.Point)
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	ix.tr.Nearby(
-		func(min, max [2]float64, e *entry, item bool) float64 {
+		func(min, max [2]float64, _ *entry, item bool) float64 {
 			if item {
-				return chordA(qv, e.vec)
+				return o.pointA(min[1], min[0])
 			}
-			return boxA(lat, lon, min, max)
+			return boxLB(o.lat, o.lon, o.cosLat, min, max)
 		},
 		func(_, _ [2]float64, e *entry, a float64) bool {
 			if a > limitA {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -139,6 +140,9 @@ func TestBoxALowerBound(t *testing.T) {
 		min := [2]float64{bo, bl}
 		max := [2]float64{bo + rng.Float64()*10, bl + rng.Float64()*5}
 		lb := boxA(lat, lon, min, max)
+		if fast := boxLB(lat, lon, math.Cos(lat*deg), min, max); fast > lb+1e-12 {
+			t.Fatalf("fast bound %v above exact %v: q=(%v,%v) box=%v..%v", fast, lb, lat, lon, min, max)
+		}
 		for range 10 {
 			pl := min[1] + rng.Float64()*(max[1]-min[1])
 			po := min[0] + rng.Float64()*(max[0]-min[0])
@@ -271,7 +275,9 @@ func TestOSRM(t *testing.T) {
 	}
 
 	// Error answer and timeout both fall back with the reason.
-	bad := osrmServer(t, 400, func(*http.Request) any { return map[string]any{"code": "InvalidQuery", "message": "Query string malformed"} })
+	bad := osrmServer(t, 400, func(*http.Request) any {
+		return map[string]any{"code": "InvalidQuery", "message": "Query string malformed"}
+	})
 	o, _ = NewOSRM(OSRMConfig{BaseURL: bad.URL})
 	etas, _ = o.ETAs(context.Background(), to, from)
 	if etas[0].Source != "straight_line" || !strings.Contains(etas[0].Fallback, "InvalidQuery") {
@@ -304,9 +310,9 @@ func TestRecommend(t *testing.T) {
 		_ = ix.SetUnit(UnitInfo{ID: id, Agency: "police", Kind: kind, Status: status, Capabilities: caps})
 		ix.Update(id, Fix{Lat: p.Lat + dLat, Lon: p.Lon, Time: now0.Add(-30 * time.Second), Accuracy: 8})
 	}
-	add("foot-near", "foot", "available", nil, 0.005)  // 556 m on foot ≈ 560 s
-	add("car-far", "car", "available", nil, 0.02)      // 2.2 km by car ≈ 280 s
-	add("car-busy", "car", "busy", nil, 0.001)         // busy: never
+	add("foot-near", "foot", "available", nil, 0.005) // 556 m on foot ≈ 560 s
+	add("car-far", "car", "available", nil, 0.02)     // 2.2 km by car ≈ 280 s
+	add("car-busy", "car", "busy", nil, 0.001)        // busy: never
 	add("car-medic", "car", "available", []string{"medic"}, 0.05)
 	r := &Recommender{Units: ix}
 	recs, err := r.Recommend(context.Background(), RecommendQuery{Point: p, K: 2, Now: now0})
@@ -381,5 +387,26 @@ func TestFeed(t *testing.T) {
 	a1.Unsubscribe()
 	if fd.Subscribers() != 0 {
 		t.Fatal("unsubscribe")
+	}
+}
+
+func TestPointAMatchesHaversine(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for range 100000 {
+		lat, lon := rng.Float64()*170-85, rng.Float64()*360-180
+		o := newOrigin(Point{lat, lon})
+		for _, span := range []float64{0.001, 0.05, 3, 40} {
+			pl := math.Max(-90, math.Min(90, lat+(rng.Float64()*2-1)*span))
+			po := lon + (rng.Float64()*2-1)*span
+			if po > 180 {
+				po -= 360
+			} else if po < -180 {
+				po += 360
+			}
+			want := havA(lat, lon, pl, po)
+			if got := o.pointA(pl, po); math.Abs(got-want) > 1e-15+1e-9*want {
+				t.Fatalf("pointA(%v,%v → %v,%v) = %v, haversine %v", lat, lon, pl, po, got, want)
+			}
+		}
 	}
 }

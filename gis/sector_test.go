@@ -75,11 +75,11 @@ func TestSectorsLoadAndLookup(t *testing.T) {
 	}{
 		{Point{43.21, 76.91}, "almaly-1"},
 		{Point{43.25, 76.935}, "almaly-1"},
-		{Point{43.25, 76.95}, "7"}, // inside the hole, inside the park
+		{Point{43.25, 76.95}, "7"},  // inside the hole, inside the park
 		{Point{43.242, 76.958}, ""}, // inside the hole, outside the park
 		{Point{43.25, 77.05}, "medeu-2"},
 		{Point{43.205, 77.215}, "medeu-2"}, // exclave triangle
-		{Point{43.215, 77.205}, ""},         // beside the triangle
+		{Point{43.215, 77.205}, ""},        // beside the triangle
 		{Point{43.5, 76.9}, ""},
 	}
 	for _, tt := range tests {
