@@ -196,7 +196,9 @@ func BenchmarkNearestAvailable(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("units=%d/redis-geosearch-available-key", n), func(b *testing.B) {
 			r0 := redisCPU(b, f.rdb)
-			defer func() { b.ReportMetric(float64((redisCPU(b, f.rdb)-r0).Nanoseconds())/1e3/float64(b.N), "redis-cpu-µs/op") }()
+			defer func() {
+				b.ReportMetric(float64((redisCPU(b, f.rdb)-r0).Nanoseconds())/1e3/float64(b.N), "redis-cpu-µs/op")
+			}()
 			drive(b, clients, func(i int) error {
 				p := f.queries[i%len(f.queries)]
 				res, err := f.rdb.GeoSearch(ctx, keyAvailable, &redis.GeoSearchQuery{Longitude: p.Lon, Latitude: p.Lat,
@@ -209,7 +211,9 @@ func BenchmarkNearestAvailable(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("units=%d/redis-geosearch-all-filter-client", n), func(b *testing.B) {
 			r0 := redisCPU(b, f.rdb)
-			defer func() { b.ReportMetric(float64((redisCPU(b, f.rdb)-r0).Nanoseconds())/1e3/float64(b.N), "redis-cpu-µs/op") }()
+			defer func() {
+				b.ReportMetric(float64((redisCPU(b, f.rdb)-r0).Nanoseconds())/1e3/float64(b.N), "redis-cpu-µs/op")
+			}()
 			drive(b, clients, func(i int) error {
 				p := f.queries[i%len(f.queries)]
 				return redisNearestFiltered(ctx, f.rdb, p, 10)

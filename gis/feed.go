@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tidwall/rtree"
 )
 
 // FeedConfig configures a Feed.
@@ -223,25 +225,50 @@ func (f *Feed) Flush() FlushStats {
 		units = append(units, u)
 		enc = append(enc, b)
 	}
-	var slow []*Subscription
-	buf := make([]byte, 0, 4096)
-	for _, g := range groups {
-		buf = append(buf[:0], `{"type":"positions","units":[`...)
-		n := 0
-		for i := range units {
-			if g.filter.match(&units[i]) {
-				if n > 0 {
-					buf = append(buf, ',')
-				}
-				buf = append(buf, enc[i]...)
-				n++
+	// Index the distinct viewports for this flush, then route each unit to
+	// the groups whose viewport holds it: 2,500 R-tree point searches
+	// instead of 2,500 × (number of viewports) box tests.
+	var vt rtree.RTreeG[int]
+	for i, g := range groups {
+		b := g.filter.BBox
+		vt.Insert([2]float64{b.MinLon, b.MinLat}, [2]float64{b.MaxLon, b.MaxLat}, i)
+	}
+	members := make([][]int32, len(groups))
+	size := make([]int, len(groups))
+	for i := range units {
+		u := &units[i]
+		p := [2]float64{u.Fix.Lon, u.Fix.Lat}
+		vt.Search(p, p, func(_, _ [2]float64, gi int) bool {
+			if groups[gi].filter.match(u) {
+				members[gi] = append(members[gi], int32(i))
+				size[gi] += len(enc[i]) + 1
 			}
-		}
-		if n == 0 {
+			return true
+		})
+	}
+	// One exact-size buffer per group: no regrowth while joining.
+	bufs := make([][]byte, len(groups))
+	for gi, m := range members {
+		if len(m) == 0 {
 			continue
 		}
-		buf = append(buf, "]}"...)
-		batch := slices.Clone(buf) // shared by all subscribers of g
+		const head, tail = `{"type":"positions","units":[`, "]}"
+		b := make([]byte, 0, len(head)+size[gi]+len(tail))
+		b = append(b, head...)
+		for k, i := range m {
+			if k > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, enc[i]...)
+		}
+		bufs[gi] = append(b, tail...)
+	}
+	var slow []*Subscription
+	for gi, g := range groups {
+		if bufs[gi] == nil {
+			continue
+		}
+		batch := bufs[gi] // shared by all subscribers of g
 		st.Encodings++
 		for _, s := range g.subs {
 			select {
