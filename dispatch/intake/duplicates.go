@@ -3,8 +3,8 @@ package intake
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
-	"strings"
 	"time"
 	"unicode"
 )
@@ -122,38 +122,67 @@ func HaversineM(lat1, lon1, lat2, lon2 float64) float64 {
 	return 2 * r * math.Asin(math.Min(1, math.Sqrt(a)))
 }
 
-// textTokens returns the set of word trigrams-with-prefix for text: each
-// lower-cased word (letters and digits, any script) contributes its first
-// five letters as a token, which folds Russian and Kazakh inflection
-// ("пожар", "пожара", "пожаре" → "пожар") well enough for a hint, plus its
-// character trigrams, which catch typos.
-func textTokens(text string) map[string]struct{} {
-	set := map[string]struct{}{}
-	words := strings.FieldsFunc(strings.ToLower(strings.ReplaceAll(text, "ё", "е")), func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
-	})
-	for _, w := range words {
-		rs := []rune(w)
-		if len(rs) < 3 {
-			continue // prepositions and particles carry no signal
+// textTokens returns the sorted, de-duplicated hashes of the tokens of
+// text: each lower-cased word (letters and digits, any script) of three or
+// more letters contributes its first five letters, which folds Russian and
+// Kazakh inflection ("пожар", "пожара", "пожаре" → "пожар") well enough for
+// a hint, plus its character trigrams, which catch typos and word order.
+// Hashing to uint64 keeps scoring allocation-light; a collision at 64 bits
+// among a few hundred tokens is negligible.
+func textTokens(text string) []uint64 {
+	out := make([]uint64, 0, len(text)/2)
+	word := make([]rune, 0, 32)
+	flush := func() {
+		if len(word) >= 3 { // prepositions and particles carry no signal
+			out = append(out, hashRunes('w', word[:min(5, len(word))]))
+			for i := 0; i+3 <= len(word); i++ {
+				out = append(out, hashRunes('t', word[i:i+3]))
+			}
 		}
-		set["w:"+string(rs[:min(5, len(rs))])] = struct{}{}
-		for i := 0; i+3 <= len(rs); i++ {
-			set["t:"+string(rs[i:i+3])] = struct{}{}
+		word = word[:0]
+	}
+	for _, r := range text {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			r = unicode.ToLower(r)
+			if r == 'ё' {
+				r = 'е'
+			}
+			word = append(word, r)
+		} else {
+			flush()
 		}
 	}
-	return set
+	flush()
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
-// TextSimilarity is the Jaccard index of two token sets.
-func TextSimilarity(a, b map[string]struct{}) float64 {
+// hashRunes is FNV-1a over the runes with a kind prefix.
+func hashRunes(kind rune, rs []rune) uint64 {
+	h := (uint64(14695981039346656037) ^ uint64(kind)) * 1099511628211
+	for _, r := range rs {
+		h ^= uint64(r)
+		h *= 1099511628211
+	}
+	return h
+}
+
+// TextSimilarity is the Jaccard index of two sorted token sets.
+func TextSimilarity(a, b []uint64) float64 {
 	if len(a) == 0 || len(b) == 0 {
 		return 0
 	}
-	inter := 0
-	for k := range a {
-		if _, ok := b[k]; ok {
+	inter, i, j := 0, 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i] == b[j]:
 			inter++
+			i++
+			j++
+		case a[i] < b[j]:
+			i++
+		default:
+			j++
 		}
 	}
 	return float64(inter) / float64(len(a)+len(b)-inter)

@@ -227,3 +227,33 @@ func FuzzCheckUpload(f *testing.F) {
 		}
 	})
 }
+
+func TestBlobStoreConcurrentSameContent(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := NewBlobStore(BlobStoreConfig{Dir: dir})
+	photo := testJPEG(t, 48, 48)
+	refs := make(chan MediaRef, 8)
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			ref, err := s.Put(bytes.NewReader(photo), "image/jpeg")
+			refs <- ref
+			errs <- err
+		}()
+	}
+	first := <-refs
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < 8; i++ {
+		if r := <-refs; r != first {
+			t.Fatalf("ref %+v != %+v", r, first)
+		}
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := countFiles(t, dir); n != 1 {
+		t.Fatalf("%d files; want 1 (temp files must be gone)", n)
+	}
+}

@@ -95,3 +95,18 @@ func (l *Limiter) Clients() int {
 	defer l.mu.Unlock()
 	return l.lru.Len()
 }
+
+// Check is Allow as an error: nil, or ErrRateLimited wrapped with the wait,
+// plus RetryAfter seconds for the 429 response header (RFC 9110 §10.2.3:
+// whole seconds, rounded up so the client does not come back too early).
+func (l *Limiter) Check(key string) (retryAfter int, err error) {
+	ok, wait := l.Allow(key)
+	if ok {
+		return 0, nil
+	}
+	secs := int((wait + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return secs, fmt.Errorf("%w: try again in %d s", ErrRateLimited, secs)
+}

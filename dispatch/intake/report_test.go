@@ -98,6 +98,9 @@ func TestLimiter(t *testing.T) {
 	if ok, _ := l.Allow("198.51.100.7"); !ok {
 		t.Fatal("not refilled after Retry-After")
 	}
+	if secs, err := l.Check("198.51.100.7"); !errors.Is(err, ErrRateLimited) || secs != 2 {
+		t.Fatalf("Check after refill+1: %d %v", secs, err)
+	}
 	l.Allow("192.0.2.1") // third client evicts the least recent (203.0.113.9)
 	if l.Clients() != 2 {
 		t.Fatalf("clients = %d", l.Clients())
