@@ -161,15 +161,24 @@ func (c *Conversations) Handle(key string, in ChatInput) (ChatReply, error) {
 		st.step = stepWhat
 		return r(msgAskWhat, nil)
 	case stepWhat:
-		// People often send the photo first; keep it.
+		// People often send the photo or their location first; keep them.
 		st.addMedia(in.Media, c.cfg.MaxMedia)
+		if in.Location != nil && in.Location.HasPoint {
+			l := *in.Location
+			st.loc = &l
+		}
 		if utf8.RuneCountInString(in.Text) < 3 && len(st.media) == 0 {
 			return r(msgWhatShort, nil)
 		}
 		st.text = in.Text
+		if st.loc != nil {
+			st.step = stepMedia
+			return r(msgAskMedia, [][]ChatButton{{{Text: T(lang, msgBtnSkip)}}})
+		}
 		st.step = stepWhere
 		return r(msgAskWhere, whereButtons(lang))
 	case stepWhere:
+		st.addMedia(in.Media, c.cfg.MaxMedia)
 		switch {
 		case in.Location != nil && in.Location.HasPoint:
 			l := *in.Location

@@ -126,3 +126,19 @@ func TestCatalogueComplete(t *testing.T) {
 		t.Errorf("status link: %s", got)
 	}
 }
+
+func TestConversationLocationFirst(t *testing.T) {
+	c, _ := NewConversations(ConversationConfig{Channel: ChannelTelegram})
+	turn(t, c, "tg:9", ChatInput{Text: "Русский"})
+	if r := turn(t, c, "tg:9", ChatInput{Location: &ReportLocation{Lat: 51.1694, Lon: 71.4491, HasPoint: true}}); !strings.HasPrefix(r.Text, "Опишите") {
+		t.Fatalf("location before text: %+v", r)
+	}
+	if r := turn(t, c, "tg:9", ChatInput{Text: "Пьяный водитель едет по встречке на Кабанбай батыра"}); !strings.Contains(r.Text, "фото") {
+		t.Fatalf("where step not skipped: %+v", r)
+	}
+	turn(t, c, "tg:9", ChatInput{Text: "Пропустить"})
+	rep := turn(t, c, "tg:9", ChatInput{Text: "Отправить"}).Report
+	if rep == nil || rep.Location == nil || rep.Location.Lat != 51.1694 || rep.Category != CatDrunkDriver {
+		t.Fatalf("report = %+v", rep)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -99,6 +100,12 @@ func (ev *CTIEvent) Validate() error {
 	case CTIOffered:
 		if answeredOnly || ev.To != "" || ev.Cause != "" {
 			return fmt.Errorf("%w: offered event carries answered/transferred/ended fields", ErrInvalid)
+		}
+		switch strings.ToLower(ev.CallerNumber) {
+		case "anonymous", "unknown", "restricted", "private", "withheld":
+			// Withheld CLI is common on emergency calls; PBXs spell it in
+			// several ways. The call is still a call, just unmatched to AML.
+			ev.CallerNumber = ""
 		}
 		if ev.CallerNumber != "" {
 			n, err := NormalizePhone(ev.CallerNumber)

@@ -50,6 +50,9 @@ func TestDecodeCTIEvent(t *testing.T) {
 	if ev.CallerNumber != "+77011234567" || ev.CallerName != "АСКАРОВ А" || ev.Line != "102-1" {
 		t.Fatalf("offered decoded as %+v", ev)
 	}
+	if ev := decodeCTI(t, strings.Replace(ctiOffered, "8 701 123 45 67", "Anonymous", 1)); ev.CallerNumber != "" {
+		t.Fatalf("withheld number kept as %q", ev.CallerNumber)
+	}
 	for _, tc := range []struct {
 		name, body string
 		want       error

@@ -38,6 +38,9 @@
 //	                  answer 200 quickly; Telegram retries non-2xx.
 //	report JSON       rep, err := DecodeReport(r.Body, ChannelApp|ChannelWeb); rep.ClientKey = client
 //	report media      ref, err := blobs.Put(r.Body, r.Header.Get("Content-Type"))  (Put enforces the per-kind limit)
+//	serving media     blobs.Open(sha) with Content-Type: ref.MIME, X-Content-Type-Options: nosniff and
+//	                  Content-Disposition: attachment — sniffing checks the head of the file, so a
+//	                  polyglot (JPEG header, HTML after it) must never be rendered inline
 //	web chat turn     reply, err := webConversations.Handle("web:"+session, ChatInput{...})
 //	every citizen POST  ok, retry := limiter.Allow(clientIP); !ok → 429, Retry-After: ceil(retry s)
 //	status link       token, _ := NewStatusToken(); store StatusTokenHash(token) with the report;
