@@ -22,6 +22,17 @@ import (
 // sends the fix to the PSAP either as an HTTPS form POST (clause 7.4, as
 // forwarded by Google's ELS and Apple's endpoint) or as an SMS (clause 7.3)
 // that an SMS gateway forwards as text. Both become one AMLFix.
+//
+// Field units follow the spec and Google's ELS references
+// (developers.google.com/android/els/reference/http-spec and sms-spec):
+// HTTPS times are Unix milliseconds, SMS v1 "top" is YYYYMMDDhhmmss UTC,
+// accuracy is a radius in metres, HTTPS confidence a fraction 0..1 (ELS) or
+// a percentage, SMS confidence a percentage.
+//
+// Google's ELS guidance is that endpoints answer 2xx even for messages
+// they discard (the handset cannot fix them); the HTTP layer should log
+// the error returned here and still answer 2xx to the handset path, but
+// 401 for a bad HMAC so a misconfigured forwarder is noticed.
 
 // Size limits. An AML SMS is one 160-character GSM message; two are allowed
 // for gateways that concatenate. An HTTPS AML body is well under 1 KiB.
@@ -55,6 +66,11 @@ type AMLFix struct {
 	Accuracy   float64
 	Confidence float64 // percent 0..100; 0 means the handset did not say
 	Method     string  // AMLMethod*
+	// NoLocation is set when the handset says it has no position (SMS
+	// pm=N or rd=N, Google ELS "null location"): Lat/Lon are then 0 and
+	// must not be shown as a place. The message still tells the operator
+	// that the caller's phone supports AML and which network it is on.
+	NoLocation bool
 
 	Altitude         *float64 // metres above WGS 84 ellipsoid
 	VerticalAccuracy *float64 // metres
@@ -202,7 +218,7 @@ func (p *AMLParser) ParseForm(body []byte) (AMLFix, error) {
 	if f.Lon, err = coord("location_longitude", get("location_longitude"), 180); err != nil {
 		return f, err
 	}
-	if f.LocationTime, err = msTime("location_time", get("location_time"), true); err != nil {
+	if f.LocationTime, err = msTime("location_time", get("location_time"), false); err != nil {
 		return f, err
 	}
 	if f.Accuracy, err = number("location_accuracy", get("location_accuracy"), 0, 1e5, true); err != nil {
@@ -230,7 +246,8 @@ func (p *AMLParser) ParseForm(body []byte) (AMLFix, error) {
 		return f, err
 	}
 	if f.Confidence > 0 && f.Confidence <= 1 {
-		// Some senders give a fraction rather than a percentage.
+		// Android ELS sends a fraction (0.6827); ETSI and the SMS form a
+		// percentage. Normalise to percent.
 		f.Confidence *= 100
 	}
 	if f.Altitude, err = optNumber("location_altitude", get("location_altitude"), -1000, 20000); err != nil {
@@ -349,7 +366,9 @@ func (f *AMLFix) smsV1(a map[string]string, length int) error {
 	if f.Lon, err = coord("lg", a["lg"], 180); err != nil {
 		return err
 	}
-	if f.Accuracy, err = number("rd", a["rd"], 0, 1e5, true); err != nil {
+	if a["rd"] == "N" {
+		f.NoLocation = true
+	} else if f.Accuracy, err = number("rd", a["rd"], 0, 1e5, true); err != nil {
 		return err
 	}
 	if top := a["top"]; top != "" {
@@ -366,6 +385,9 @@ func (f *AMLFix) smsV1(a map[string]string, length int) error {
 	}
 	if f.Method, err = smsMethod("pm", a["pm"]); err != nil {
 		return err
+	}
+	if f.Method == AMLMethodNone || f.NoLocation {
+		f.NoLocation, f.Lat, f.Lon, f.Accuracy = true, 0, 0, 0
 	}
 	if err := f.setIDs(a["ei"], a["si"], "", "", a["mcc"], a["mnc"], ""); err != nil {
 		return err

@@ -64,6 +64,16 @@ func TestAMLForm(t *testing.T) {
 	}
 }
 
+func TestAMLFormELSFractionConfidence(t *testing.T) {
+	p, _ := NewAMLParser(AMLConfig{HMACKey: []byte("k")})
+	body := strings.Replace(amlForm, "location_confidence=68", "location_confidence=0.6827", 1)
+	body = strings.Replace(body, "&location_time=1764091440123", "", 1) // optional in ELS
+	f, err := p.ParseForm(signed(t, p, body))
+	if err != nil || f.Confidence < 68.26 || f.Confidence > 68.28 || !f.LocationTime.IsZero() {
+		t.Fatalf("fix = %+v %v", f, err)
+	}
+}
+
 func TestAMLFormRejects(t *testing.T) {
 	p, _ := NewAMLParser(AMLConfig{HMACKey: []byte("kuzet-aml-shared-key")})
 	other, _ := NewAMLParser(AMLConfig{HMACKey: []byte("wrong-key")})
@@ -88,6 +98,7 @@ func TestAMLFormRejects(t *testing.T) {
 		{"bad number", mod("device_number=%2B77011234567", "device_number=call-me"), ErrInvalid},
 		{"bad imei", mod("device_imei=354773072099116", "device_imei=35477"), ErrInvalid},
 		{"bad time", mod("location_time=1764091440123", "location_time=yesterday"), ErrInvalid},
+		{"confidence over 100", mod("location_confidence=68", "location_confidence=140"), ErrInvalid},
 		{"seconds not ms", mod("location_time=1764091440123", "location_time=1764091440"), ErrInvalid},
 		{"version", mod("v=1", "v=x"), ErrUnsupportedVersion},
 		{"repeated", signed(t, p, amlForm+"&location_latitude=1"), ErrMalformed},
@@ -141,9 +152,19 @@ func TestAMLSMSv1(t *testing.T) {
 	if f, err := ParseAMLSMS(strings.Replace(amlSMS, "rd=50", "rd=500", 1), ""); err != nil || f.LengthOK {
 		t.Fatalf("length mismatch not reported: %+v %v", f, err)
 	}
+	// Google ELS reference examples: a null location and a Wi-Fi fix whose
+	// ml is one less than its length (so ml is reported, not enforced).
+	f, err = ParseAMLSMS(`A"ML=1;lt=+00.00000;lg=+000.00000;rd=N;top=20220131173734;lc=0;pm=N;si=234159000000000;ei=123456789012345;mcc=234;mnc=15;ml=127`, "")
+	if err != nil || !f.NoLocation || f.Method != AMLMethodNone || !f.LengthOK || f.IMSI != "234159000000000" {
+		t.Fatalf("ELS null location: %+v %v", f, err)
+	}
+	f, err = ParseAMLSMS(`A"ML=1;lt=+51.53321;lg=-0.12601;rd=14;top=20220131171748;lc=68;pm=W;si=234159000000000;ei=123456789012345;mcc=234;mnc=15;ml=126`, "")
+	if err != nil || f.NoLocation || f.Lat != 51.53321 || f.Accuracy != 14 || f.LengthOK || f.MessageLength != 126 {
+		t.Fatalf("ELS Wi-Fi fix: %+v %v", f, err)
+	}
 	for pm, m := range map[string]string{"W": AMLMethodWiFi, "C": AMLMethodCell, "N": AMLMethodNone, "F": AMLMethodFused} {
 		f, err := ParseAMLSMS(strings.Replace(amlSMS, "pm=G", "pm="+pm, 1), "")
-		if err != nil || f.Method != m {
+		if err != nil || f.Method != m || f.NoLocation != (pm == "N") {
 			t.Fatalf("pm=%s: %+v %v", pm, f, err)
 		}
 	}

@@ -32,6 +32,7 @@
 //	                  on CTIOffered also: fixes := matcher.TakePending(ev.CallerNumber)
 //	/ingest/aml       body := read ≤ MaxAMLFormBytes+1 bytes; fix, err := amlParser.ParseForm(body)
 //	                  callID, ok, err := matcher.Offer(fix, tracker)
+//	                  (log every error; answer 2xx to handsets except 401 for ErrBadHMAC — see aml.go)
 //	/ingest/aml-sms   fix, err := ParseAMLSMS(text, originatingMSISDN); then matcher.Offer as above
 //	/ingest/telegram  CheckSecretToken(r.Header.Get("X-Telegram-Bot-Api-Secret-Token"), secret)
 //	                  u, err := DecodeTelegramUpdate(r.Body); rep, err := tgChannel.HandleUpdate(ctx, u)
