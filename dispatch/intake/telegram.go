@@ -251,6 +251,9 @@ func NewBot(cfg BotConfig) (*Bot, error) {
 	return &Bot{token: cfg.Token, base: strings.TrimRight(cfg.BaseURL, "/"), timeout: cfg.Timeout, client: cfg.Client}, nil
 }
 
+// Close releases idle connections to the Bot API.
+func (b *Bot) Close() { b.client.CloseIdleConnections() }
+
 func (b *Bot) redact(err error) error {
 	if err == nil {
 		return nil

@@ -219,6 +219,26 @@ func TestTelegramConversationRussianWithLocationAndPhoto(t *testing.T) {
 	}
 }
 
+func TestTelegramRedeliveryIgnored(t *testing.T) {
+	h := newTGHarness(t)
+	body := `{"update_id":7001,"message":{"message_id":1,"chat":{"id":55,"type":"private"},"date":1764091440,"text":"Русский"}}`
+	for i := 0; i < 3; i++ {
+		u, err := DecodeTelegramUpdate(strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.ch.HandleUpdate(context.Background(), u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.api.mu.Lock()
+	n := len(h.api.sent)
+	h.api.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d replies to one update delivered 3 times; want 1", n)
+	}
+}
+
 func TestTelegramDisguisedMediaNotStored(t *testing.T) {
 	h := newTGHarness(t)
 	h.api.addFile("BQACAgIAAxkBAAIBRGVmX4", "documents/file_3.jpg", []byte("MZ\x90\x00\x03\x00\x00\x00 This program cannot be run in DOS mode."))

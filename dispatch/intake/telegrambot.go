@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 )
 
 // TelegramChannelConfig wires the chat-bot: the Bot API client, the blob
@@ -24,6 +25,14 @@ type TelegramChannel struct {
 	store *BlobStore
 	conv  *Conversations
 	log   *slog.Logger
+
+	// Telegram redelivers an update when the webhook did not answer 2xx
+	// in time; recent update ids are remembered so a redelivery does not
+	// advance the dialogue twice. mu guards seen and seenRing only.
+	mu       sync.Mutex
+	seen     map[int64]struct{}
+	seenRing [1024]int64
+	seenNext int
 }
 
 // NewTelegramChannel validates cfg.
@@ -35,7 +44,7 @@ func NewTelegramChannel(cfg TelegramChannelConfig) (*TelegramChannel, error) {
 		cfg.Logger = slog.Default()
 	}
 	return &TelegramChannel{bot: cfg.Bot, store: cfg.Store, conv: cfg.Conversations,
-		log: cfg.Logger.With("component", "intake.telegram")}, nil
+		log: cfg.Logger.With("component", "intake.telegram"), seen: map[int64]struct{}{}}, nil
 }
 
 // HandleUpdate processes one decoded update (DecodeTelegramUpdate, after
@@ -47,6 +56,9 @@ func NewTelegramChannel(cfg TelegramChannelConfig) (*TelegramChannel, error) {
 // Media the store rejects (wrong type, disguised, too large) is not an
 // error of the update: the citizen is told and the dialogue goes on.
 func (t *TelegramChannel) HandleUpdate(ctx context.Context, u TGUpdate) (*Report, error) {
+	if !t.firstDelivery(u.UpdateID) {
+		return nil, nil
+	}
 	m := u.Message
 	if m == nil {
 		return nil, nil // edited messages, callback queries etc. are acknowledged only
@@ -101,4 +113,20 @@ func (t *TelegramChannel) HandleUpdate(ctx context.Context, u TGUpdate) (*Report
 		}
 	}
 	return reply.Report, nil
+}
+
+// firstDelivery records id and reports whether it is new.
+func (t *TelegramChannel) firstDelivery(id int64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, dup := t.seen[id]; dup {
+		return false
+	}
+	if old := t.seenRing[t.seenNext]; old != 0 {
+		delete(t.seen, old)
+	}
+	t.seenRing[t.seenNext] = id
+	t.seenNext = (t.seenNext + 1) % len(t.seenRing)
+	t.seen[id] = struct{}{}
+	return true
 }
