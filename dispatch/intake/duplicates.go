@@ -91,7 +91,7 @@ func ScoreDuplicates(item DupItem, recent []DupItem, cfg DupConfig) []DupCandida
 			miss *= 1 - 0.7
 			c.Reasons = append(c.Reasons, "same caller number "+r.Number)
 		}
-		if sim := TextSimilarity(itemTokens, textTokens(r.Text)); sim >= cfg.MinText {
+		if sim := tokenJaccard(itemTokens, textTokens(r.Text)); sim >= cfg.MinText {
 			miss *= 1 - 0.6*sim
 			c.Reasons = append(c.Reasons, fmt.Sprintf("similar text (%.0f%%)", sim*100))
 		}
@@ -167,8 +167,8 @@ func hashRunes(kind rune, rs []rune) uint64 {
 	return h
 }
 
-// TextSimilarity is the Jaccard index of two sorted token sets.
-func TextSimilarity(a, b []uint64) float64 {
+// tokenJaccard is the Jaccard index of two sorted token sets.
+func tokenJaccard(a, b []uint64) float64 {
 	if len(a) == 0 || len(b) == 0 {
 		return 0
 	}
@@ -188,5 +188,5 @@ func TextSimilarity(a, b []uint64) float64 {
 	return float64(inter) / float64(len(a)+len(b)-inter)
 }
 
-// SimilarText is TextSimilarity over two strings.
-func SimilarText(a, b string) float64 { return TextSimilarity(textTokens(a), textTokens(b)) }
+// SimilarText is the token Jaccard similarity (0..1) of two texts.
+func SimilarText(a, b string) float64 { return tokenJaccard(textTokens(a), textTokens(b)) }
