@@ -49,6 +49,14 @@ func NewBlobStore(cfg BlobStoreConfig) (*BlobStore, error) {
 			return nil, fmt.Errorf("blob store: %w", err)
 		}
 	}
+	// Temp files left by a crash mid-upload are never referenced: the ref
+	// is only returned after the rename. In embedded mode one process owns
+	// Dir, so anything in tmp at start is garbage.
+	if old, err := filepath.Glob(filepath.Join(s.tmp, "put-*")); err == nil {
+		for _, f := range old {
+			os.Remove(f)
+		}
+	}
 	return s, nil
 }
 

@@ -188,6 +188,11 @@ func TestBlobStore(t *testing.T) {
 			}
 		})
 	}
+	// A temp file left by a crash is removed when the store is reopened.
+	os.WriteFile(filepath.Join(dir, "tmp", "put-123"), []byte("partial"), 0o600)
+	if _, err := NewBlobStore(BlobStoreConfig{Dir: dir}); err != nil || countFiles(t, dir) != 1 {
+		t.Fatalf("reopen: %v, %d files", err, countFiles(t, dir))
+	}
 	// Exactly at the limit is accepted.
 	exact := append(append([]byte{}, mediaSamples["amr"].head...), make([]byte, 1<<10-len(mediaSamples["amr"].head))...)
 	if _, err := s.Put(bytes.NewReader(exact), ""); err != nil {
