@@ -7,35 +7,52 @@ import (
 	"time"
 )
 
+// histFix is a fix as kept in the embedded history: 40 bytes instead of
+// Fix's ~110 (device id, altitude and battery are not kept; a track does not
+// need them).
+type histFix struct {
+	ms       int64
+	lat, lon float64
+	spd, hdg float32
+	acc      float32
+}
+
+func toHist(f Fix) histFix {
+	return histFix{ms: f.Time.UnixMilli(), lat: f.Lat, lon: f.Lon, spd: float32(f.Speed), hdg: float32(f.Heading), acc: float32(f.Accuracy)}
+}
+
+func (h histFix) fix() Fix {
+	return Fix{Lat: h.lat, Lon: h.lon, Time: time.UnixMilli(h.ms).UTC(), Speed: float64(h.spd), Heading: float64(h.hdg),
+		Accuracy: float64(h.acc), Battery: Unknown}
+}
+
 // ring is the embedded-mode history of one unit: the last n fixes in time
-// order (fixes arrive in order because the index drops older ones).
+// order (fixes arrive in order because the index drops older ones). It
+// grows by append up to n, so idle units cost little.
 type ring struct {
-	buf  []Fix
-	next int
-	full bool
+	buf  []histFix
+	n    int
+	next int // once full: index of the oldest entry
 }
 
 func (r *ring) add(f Fix) {
-	if r.full || r.next < len(r.buf) {
-		r.buf[r.next] = f
+	if len(r.buf) < r.n {
+		r.buf = append(r.buf, toHist(f))
+		return
 	}
-	r.next++
-	if r.next == len(r.buf) {
-		r.next, r.full = 0, true
-	}
+	r.buf[r.next] = toHist(f)
+	r.next = (r.next + 1) % r.n
 }
 
 // each visits the fixes oldest first.
 func (r *ring) each(fn func(Fix) bool) {
-	if r.full {
-		for _, f := range r.buf[r.next:] {
-			if !fn(f) {
-				return
-			}
+	for _, h := range r.buf[r.next:] {
+		if !fn(h.fix()) {
+			return
 		}
 	}
-	for _, f := range r.buf[:r.next] {
-		if !fn(f) {
+	for _, h := range r.buf[:r.next] {
+		if !fn(h.fix()) {
 			return
 		}
 	}
@@ -55,7 +72,7 @@ func (h *memHistory) add(id string, f Fix) {
 	h.mu.Lock()
 	r := h.units[id]
 	if r == nil {
-		r = &ring{buf: make([]Fix, h.n)}
+		r = &ring{n: h.n}
 		h.units[id] = r
 	}
 	r.add(f)
@@ -71,7 +88,7 @@ func (h *memHistory) addBatch(b []UnitFix, applied []bool) {
 		}
 		r := h.units[b[i].UnitID]
 		if r == nil {
-			r = &ring{buf: make([]Fix, h.n)}
+			r = &ring{n: h.n}
 			h.units[b[i].UnitID] = r
 		}
 		r.add(b[i].Fix)

@@ -408,26 +408,48 @@ func (t *Tracker) UpdateBatch(ctx context.Context, batch []UnitFix) (int, error)
 // Keys are built in the script: this needs a single Redis, not a cluster.
 var storeFixes = redis.NewScript(`
 local hl = ARGV[1]
+local n = (#ARGV - 1) / 7
+local ids = {}
+for k = 1, n do ids[k] = ARGV[2 + (k-1)*7] end
+local cur = redis.call('HMGET', '` + keyLastTS + `', unpack(ids))
+local newest = {}
+local ts, fx, av, rm, geo = {}, {}, {}, {}, {}
 local out = {}
-for i = 2, #ARGV, 7 do
+for k = 1, n do
+  local i = 2 + (k-1)*7
   local id, ms = ARGV[i], tonumber(ARGV[i+1])
-  local cur = redis.call('HGET', '` + keyLastTS + `', id)
-  if (not cur) or tonumber(cur) < ms then
-    local lon, lat, js = ARGV[i+2], ARGV[i+3], ARGV[i+6]
-    redis.call('HSET', '` + keyLastTS + `', id, ms)
-    redis.call('HSET', '` + keyLastFix + `', id, js)
-    redis.call('GEOADD', ARGV[i+4], lon, lat, id)
+  local last = newest[id] or tonumber(cur[k] or -1)
+  if ms > last then
+    newest[id] = ms
+    local lon, lat, gkey, js = ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+6]
+    ts[#ts+1] = id; ts[#ts+1] = ms
+    fx[#fx+1] = id; fx[#fx+1] = js
+    local g = geo[gkey]
+    if not g then g = {}; geo[gkey] = g end
+    g[#g+1] = lon; g[#g+1] = lat; g[#g+1] = id
     if ARGV[i+5] == '1' then
-      redis.call('GEOADD', '` + keyAvailable + `', lon, lat, id)
+      av[#av+1] = lon; av[#av+1] = lat; av[#av+1] = id
     else
-      redis.call('ZREM', '` + keyAvailable + `', id)
+      rm[#rm+1] = id
     end
     redis.pcall('XADD', '` + keyHistPrefix + `' .. id, 'MAXLEN', '~', hl, ms .. '-*', 'f', js)
-    out[#out+1] = 1
+    out[k] = 1
   else
-    out[#out+1] = 0
+    out[k] = 0
   end
 end
+-- One command per key for the whole batch (unpack in chunks: Lua's C
+-- stack holds ~8000 values).
+local function bulk(cmd, key, arr)
+  for a = 1, #arr, 1500 do
+    redis.call(cmd, key, unpack(arr, a, math.min(a + 1499, #arr)))
+  end
+end
+bulk('HSET', '` + keyLastTS + `', ts)
+bulk('HSET', '` + keyLastFix + `', fx)
+for gkey, g in pairs(geo) do bulk('GEOADD', gkey, g) end
+bulk('GEOADD', '` + keyAvailable + `', av)
+bulk('ZREM', '` + keyAvailable + `', rm)
 return out
 `)
 
