@@ -346,8 +346,19 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		batch := make([]UnitFix, 1000)
 		t := benchNow.Add(-time.Hour)
+		var r0 time.Duration
+		if tr.rdb != nil {
+			r0 = redisCPU(b, tr.rdb)
+		}
 		b.ResetTimer()
 		start := time.Now()
+		c0 := cpuTime()
+		defer func() {
+			b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/fix")
+			if tr.rdb != nil {
+				b.ReportMetric(float64((redisCPU(b, tr.rdb)-r0).Nanoseconds())/1e3/float64(b.N), "redis-cpu-µs/fix")
+			}
+		}()
 		for done := 0; done < b.N; done += len(batch) {
 			t = t.Add(time.Millisecond)
 			for i := range batch {
@@ -393,6 +404,10 @@ func BenchmarkIngest(b *testing.B) {
 		run(b, tr)
 	})
 	b.Run("peer-redis-geoadd-pipelined", func(b *testing.B) {
+		r0 := redisCPU(b, rdb)
+		defer func() {
+			b.ReportMetric(float64((redisCPU(b, rdb)-r0).Nanoseconds())/1e3/float64(b.N), "redis-cpu-µs/fix")
+		}()
 		b.ResetTimer()
 		start := time.Now()
 		for done := 0; done < b.N; done += 1000 {

@@ -11,8 +11,8 @@
 //	       ──▶ Tracker.Update / UpdateBatch (validate time: far future rejected,
 //	           old marked Stale; unit must be registered; older fixes ignored)
 //	           ├─ embedded: Index (R-tree) + ring-buffer history
-//	           └─ Redis: one Lua script per batch → GEO keys, latest fix, capped
-//	              per-unit stream (only fixes newer than the stored time) →
+//	           └─ Redis: one Lua script per batch → capped per-unit stream and
+//	              GEO keys (only fixes newer than the stream's top) →
 //	              local Index → PUBLISH kuzet:gis:updates → every other node's
 //	              Tracker.Run applies them to its own Index
 //	       ──▶ TrackerConfig.OnUpdate(UnitState) → Feed.Publish (map fan-out)
@@ -73,8 +73,9 @@
 //	units-available    GEO set of units whose status is available
 //	cameras            GEO set of cameras; camerainfo: hash id → Camera JSON
 //	unitinfo           hash id → UnitInfo JSON
-//	lastfix, lastts    hashes id → latest Fix JSON, its time in unix ms
-//	hist:<unit>        stream, XADD MAXLEN ~ HistoryLen, entry id = fix time ms
+//	hist:<unit>        stream, XADD MAXLEN ~ HistoryLen, entry id = fix time
+//	                   ms; its top entry is the unit's latest fix, and XADD
+//	                   refusing a smaller id is what rejects late fixes
 //	updates            pub/sub channel of applied changes (positions are
 //	                   durability class B: a message lost during a reconnect is
 //	                   replaced by the next fix)

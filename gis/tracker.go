@@ -22,10 +22,8 @@ const (
 	keyAvailable   = "kuzet:gis:units-available" // GEO set: units whose status is available
 	keyCameras     = "kuzet:gis:cameras"         // GEO set of cameras
 	keyUnitInfo    = "kuzet:gis:unitinfo"        // hash unit id → UnitInfo JSON
-	keyLastFix     = "kuzet:gis:lastfix"         // hash unit id → latest Fix JSON
-	keyLastTS      = "kuzet:gis:lastts"          // hash unit id → latest fix time, unix ms
 	keyCameraInfo  = "kuzet:gis:camerainfo"      // hash camera id → Camera JSON
-	keyHistPrefix  = "kuzet:gis:hist:"           // capped stream per unit, entry id = fix time ms
+	keyHistPrefix  = "kuzet:gis:hist:"           // capped stream per unit, entry id = fix time ms; its top is the latest fix
 	chanUpdates    = "kuzet:gis:updates"         // pub/sub: every node's applied changes
 )
 
@@ -160,15 +158,29 @@ func (t *Tracker) load(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	if err := scan(keyLastFix, func(id, v string) error {
-		var f Fix
-		if err := json.Unmarshal([]byte(v), &f); err != nil {
-			return err
+	// Latest fix of each unit: the top of its history stream.
+	var ids []string
+	t.ix.Units(func(u UnitState) bool { ids = append(ids, u.ID); return true })
+	for start := 0; start < len(ids); start += 1000 {
+		chunk := ids[start:min(start+1000, len(ids))]
+		cmds := make([]*redis.XMessageSliceCmd, len(chunk))
+		if _, err := t.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range chunk {
+				cmds[i] = p.XRevRangeN(ctx, keyHistPrefix+id, "+", "-", 1)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("gis: load latest fixes: %w", err)
 		}
-		t.ix.Update(id, f)
-		return nil
-	}); err != nil {
-		return err
+		for i, c := range cmds {
+			if msgs := c.Val(); len(msgs) == 1 {
+				f, err := decodeHist(msgs[0])
+				if err != nil {
+					return err
+				}
+				t.ix.Update(chunk[i], f)
+			}
+		}
 	}
 	return scan(keyCameraInfo, func(_, v string) error {
 		var c Camera
@@ -273,8 +285,6 @@ func (t *Tracker) RemoveUnit(ctx context.Context, id string) error {
 	}
 	_, err := t.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HDel(ctx, keyUnitInfo, id)
-		p.HDel(ctx, keyLastFix, id)
-		p.HDel(ctx, keyLastTS, id)
 		if existed && old.Agency != "" {
 			p.ZRem(ctx, keyUnitsPrefix+old.Agency, id)
 		}
@@ -342,6 +352,7 @@ func (t *Tracker) UpdateBatch(ctx context.Context, batch []UnitFix) (int, error)
 		t.hist.addBatch(valid, applied)
 	} else {
 		applied = make([]bool, 0, len(valid))
+		encoded := make([][]byte, len(valid))
 		for start := 0; start < len(valid); start += t.cfg.BatchSize {
 			end := min(start+t.cfg.BatchSize, len(valid))
 			args := make([]any, 0, 1+7*(end-start))
@@ -349,6 +360,7 @@ func (t *Tracker) UpdateBatch(ctx context.Context, batch []UnitFix) (int, error)
 			for i := start; i < end; i++ {
 				f := valid[i].Fix
 				js, _ := json.Marshal(f)
+				encoded[i] = js
 				av := "0"
 				if at[i].avail {
 					av = "1"
@@ -373,14 +385,28 @@ func (t *Tracker) UpdateBatch(ctx context.Context, batch []UnitFix) (int, error)
 		// Redis decided which fixes are newest across nodes; the local index
 		// applies the same rule again (a newer remote fix may be here already).
 		pub := valid[:0:0]
+		// The update message is assembled from the fix encodings already
+		// made for the script: same bytes as json.Marshal(update{...}).
+		msg := append(make([]byte, 0, 64+len(valid)*160), `{"n":`...)
+		msg, _ = appendJSONString(msg, t.cfg.NodeID)
+		msg = append(msg, `,"f":[`...)
 		for i := range valid {
 			if applied[i] {
+				if len(pub) > 0 {
+					msg = append(msg, ',')
+				}
+				msg = append(msg, `{"u":`...)
+				msg, _ = appendJSONString(msg, valid[i].UnitID)
+				msg = append(msg, `,"f":`...)
+				msg = append(msg, encoded[i]...)
+				msg = append(msg, '}')
 				pub = append(pub, valid[i])
 			}
 		}
+		msg = append(msg, "]}"...)
 		applied = t.ix.UpdateBatch(pub, applied[:0])
 		if len(pub) > 0 {
-			if err := t.publish(ctx, update{Fixes: pub}); err != nil {
+			if err := t.rdb.Publish(ctx, chanUpdates, msg).Err(); err != nil {
 				errs = append(errs, fmt.Errorf("gis: publish fixes: %w", err))
 			}
 		}
@@ -401,29 +427,27 @@ func (t *Tracker) UpdateBatch(ctx context.Context, batch []UnitFix) (int, error)
 }
 
 // storeFixes applies a batch of fixes atomically, each only if newer than
-// the stored time for its unit (so a late fix never moves a unit back, even
-// when two nodes receive fixes of one unit out of order). ARGV: history
-// length, then per fix: unit id, time ms, lon, lat, agency GEO key,
-// available "1"/"0", fix JSON. Returns 1/0 per fix.
+// the unit's stored history: the history stream's entry ids are the fix
+// times (ms-seq), and XADD refuses an id not above the stream's top, so the
+// stream itself is the per-unit "latest time" that makes a late fix (even
+// one sent through another node) never move a unit backwards. Accepted
+// fixes then go into the GEO keys with one GEOADD per key for the batch.
+// ARGV: history length, then per fix: unit id, time ms, lon, lat, agency
+// GEO key, available "1"/"0", fix JSON. Returns 1/0 per fix.
 // Keys are built in the script: this needs a single Redis, not a cluster.
 var storeFixes = redis.NewScript(`
 local hl = ARGV[1]
 local n = (#ARGV - 1) / 7
-local ids = {}
-for k = 1, n do ids[k] = ARGV[2 + (k-1)*7] end
-local cur = redis.call('HMGET', '` + keyLastTS + `', unpack(ids))
-local newest = {}
-local ts, fx, av, rm, geo = {}, {}, {}, {}, {}
+local av, rm, geo = {}, {}, {}
 local out = {}
 for k = 1, n do
   local i = 2 + (k-1)*7
-  local id, ms = ARGV[i], tonumber(ARGV[i+1])
-  local last = newest[id] or tonumber(cur[k] or -1)
-  if ms > last then
-    newest[id] = ms
-    local lon, lat, gkey, js = ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+6]
-    ts[#ts+1] = id; ts[#ts+1] = ms
-    fx[#fx+1] = id; fx[#fx+1] = js
+  local id = ARGV[i]
+  local r = redis.pcall('XADD', '` + keyHistPrefix + `' .. id, 'MAXLEN', '~', hl, ARGV[i+1] .. '-*', 'f', ARGV[i+6])
+  if type(r) == 'table' and r.err then
+    out[k] = 0
+  else
+    local lon, lat, gkey = ARGV[i+2], ARGV[i+3], ARGV[i+4]
     local g = geo[gkey]
     if not g then g = {}; geo[gkey] = g end
     g[#g+1] = lon; g[#g+1] = lat; g[#g+1] = id
@@ -432,21 +456,17 @@ for k = 1, n do
     else
       rm[#rm+1] = id
     end
-    redis.pcall('XADD', '` + keyHistPrefix + `' .. id, 'MAXLEN', '~', hl, ms .. '-*', 'f', js)
     out[k] = 1
-  else
-    out[k] = 0
   end
 end
 -- One command per key for the whole batch (unpack in chunks: Lua's C
--- stack holds ~8000 values).
+-- stack holds ~8000 values). A unit twice in one batch: the later, newer
+-- position comes later in the arguments and wins.
 local function bulk(cmd, key, arr)
   for a = 1, #arr, 1500 do
     redis.call(cmd, key, unpack(arr, a, math.min(a + 1499, #arr)))
   end
 end
-bulk('HSET', '` + keyLastTS + `', ts)
-bulk('HSET', '` + keyLastFix + `', fx)
 for gkey, g in pairs(geo) do bulk('GEOADD', gkey, g) end
 bulk('GEOADD', '` + keyAvailable + `', av)
 bulk('ZREM', '` + keyAvailable + `', rm)
@@ -654,4 +674,9 @@ func (t *Tracker) Close() error {
 		}
 	})
 	return err
+}
+
+func appendJSONString(b []byte, s string) ([]byte, error) {
+	q, err := json.Marshal(s)
+	return append(b, q...), err
 }
