@@ -161,14 +161,18 @@ type UnitFix struct {
 	Fix    Fix    `json:"f"`
 }
 
-// UpdateBatch applies many fixes under one lock acquisition; applied[i]
+// UpdateBatch applies many fixes, 64 per lock acquisition; applied[i]
 // says whether batch[i] was newer than what was stored.
 func (ix *Index) UpdateBatch(batch []UnitFix, applied []bool) []bool {
 	applied = applied[:0]
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	for i := range batch {
-		applied = append(applied, ix.updateLocked(batch[i].UnitID, batch[i].Fix))
+	// The write lock is taken per 64 fixes, not for the whole batch, so a
+	// large batch never stalls queries for more than a few microseconds.
+	for start := 0; start < len(batch); start += lockChunk {
+		ix.mu.Lock()
+		for i := start; i < min(start+lockChunk, len(batch)); i++ {
+			applied = append(applied, ix.updateLocked(batch[i].UnitID, batch[i].Fix))
+		}
+		ix.mu.Unlock()
 	}
 	return applied
 }
@@ -325,3 +329,6 @@ func (b BBox) Valid() error {
 	}
 	return nil
 }
+
+// lockChunk is how many fixes UpdateBatch applies per write-lock hold.
+const lockChunk = 64
