@@ -104,8 +104,20 @@ func TestTrackerRedisNodesFollowEachOther(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	go b.Run(ctx)
+	runDone := make(chan error, 1)
+	go func() { runDone <- b.Run(ctx) }()
+	defer func() {
+		// Close ends Run: no goroutine outlives the test.
+		b.Close()
+		select {
+		case err := <-runDone:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return after Close")
+		}
+	}()
 
 	if err := a.SetUnit(ctx, UnitInfo{ID: "p1", Agency: "police", Kind: "car", Status: "available", Capabilities: []string{"medic"}}); err != nil {
 		t.Fatal(err)

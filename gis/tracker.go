@@ -355,7 +355,7 @@ func (t *Tracker) UpdateBatch(ctx context.Context, batch []UnitFix) (int, error)
 		encoded := make([][]byte, len(valid))
 		for start := 0; start < len(valid); start += t.cfg.BatchSize {
 			end := min(start+t.cfg.BatchSize, len(valid))
-			args := make([]any, 0, 1+7*(end-start))
+			args := make([]any, 0, 1+8*(end-start))
 			args = append(args, t.cfg.HistoryLen)
 			for i := start; i < end; i++ {
 				f := valid[i].Fix
@@ -365,7 +365,10 @@ func (t *Tracker) UpdateBatch(ctx context.Context, batch []UnitFix) (int, error)
 				if at[i].avail {
 					av = "1"
 				}
-				args = append(args, valid[i].UnitID, f.Time.UnixMilli(),
+				// Key names and the stream id are built here, not in Lua,
+				// where every string concatenation allocates.
+				args = append(args, keyHistPrefix+valid[i].UnitID, valid[i].UnitID,
+					strconv.FormatInt(f.Time.UnixMilli(), 10)+"-*",
 					strconv.FormatFloat(f.Lon, 'f', -1, 64), strconv.FormatFloat(f.Lat, 'f', -1, 64),
 					keyUnitsPrefix+at[i].agency, av, js)
 			}
@@ -432,26 +435,27 @@ func (t *Tracker) UpdateBatch(ctx context.Context, batch []UnitFix) (int, error)
 // stream itself is the per-unit "latest time" that makes a late fix (even
 // one sent through another node) never move a unit backwards. Accepted
 // fixes then go into the GEO keys with one GEOADD per key for the batch.
-// ARGV: history length, then per fix: unit id, time ms, lon, lat, agency
-// GEO key, available "1"/"0", fix JSON. Returns 1/0 per fix.
+// ARGV: history length, then per fix: stream key, unit id, stream id
+// "<ms>-*", lon, lat, agency GEO key, available "1"/"0", fix JSON. Returns
+// 1/0 per fix.
 // Keys are built in the script: this needs a single Redis, not a cluster.
 var storeFixes = redis.NewScript(`
 local hl = ARGV[1]
-local n = (#ARGV - 1) / 7
+local n = (#ARGV - 1) / 8
 local av, rm, geo = {}, {}, {}
 local out = {}
 for k = 1, n do
-  local i = 2 + (k-1)*7
-  local id = ARGV[i]
-  local r = redis.pcall('XADD', '` + keyHistPrefix + `' .. id, 'MAXLEN', '~', hl, ARGV[i+1] .. '-*', 'f', ARGV[i+6])
+  local i = 2 + (k-1)*8
+  local id = ARGV[i+1]
+  local r = redis.pcall('XADD', ARGV[i], 'MAXLEN', '~', hl, ARGV[i+2], 'f', ARGV[i+7])
   if type(r) == 'table' and r.err then
     out[k] = 0
   else
-    local lon, lat, gkey = ARGV[i+2], ARGV[i+3], ARGV[i+4]
+    local lon, lat, gkey = ARGV[i+3], ARGV[i+4], ARGV[i+5]
     local g = geo[gkey]
     if not g then g = {}; geo[gkey] = g end
     g[#g+1] = lon; g[#g+1] = lat; g[#g+1] = id
-    if ARGV[i+5] == '1' then
+    if ARGV[i+6] == '1' then
       av[#av+1] = lon; av[#av+1] = lat; av[#av+1] = id
     else
       rm[#rm+1] = id
