@@ -38,7 +38,6 @@ type CameraHit struct {
 
 type camEntry struct {
 	cam Camera
-	vec vec3
 }
 
 // CameraIndex is the in-process index of cameras (same R-tree search as
@@ -63,7 +62,7 @@ func (ci *CameraIndex) Set(c Camera) error {
 		p := [2]float64{old.cam.Lon, old.cam.Lat}
 		ci.tr.Delete(p, p, old)
 	}
-	e := &camEntry{cam: c, vec: toVec(c.Lat, c.Lon)}
+	e := &camEntry{cam: c}
 	p := [2]float64{c.Lon, c.Lat}
 	ci.tr.Insert(p, p, e)
 	ci.byID[c.ID] = e
@@ -98,15 +97,15 @@ func (ci *CameraIndex) Near(p Point, radius float64, limit int) ([]CameraHit, er
 		return nil, fmt.Errorf("%w: camera radius must be > 0 metres", ErrBadQuery)
 	}
 	limA := metresToA(radius)
-	qv := toVec(p.Lat, p.Lon)
+	o := newOrigin(p)
 	var out []CameraHit
 	ci.mu.RLock()
 	defer ci.mu.RUnlock()
-	ci.tr.Nearby(func(min, max [2]float64, e *camEntry, item bool) float64 {
+	ci.tr.Nearby(func(min, max [2]float64, _ *camEntry, item bool) float64 {
 		if item {
-			return chordA(qv, e.vec)
+			return o.pointA(min[1], min[0])
 		}
-		return boxA(p.Lat, p.Lon, min, max)
+		return boxLB(o.lat, o.lon, o.cosLat, min, max)
 	}, func(_, _ [2]float64, e *camEntry, a float64) bool {
 		if a > limA {
 			return false

@@ -49,55 +49,6 @@ func hav2m(a float64) float64 {
 	return 2 * EarthRadius * math.Asin(math.Sqrt(a))
 }
 
-// unit vector of a point on the sphere; the squared chord between two unit
-// vectors is 4a (a = haversine term), so kNN ranks items by a chord computed
-// from precomputed vectors: three multiplications per item, no trigonometry.
-type vec3 [3]float64
-
-func toVec(lat, lon float64) vec3 {
-	cl := math.Cos(lat * deg)
-	return vec3{cl * math.Cos(lon*deg), cl * math.Sin(lon*deg), math.Sin(lat * deg)}
-}
-
-func chordA(a, b vec3) float64 {
-	dx, dy, dz := a[0]-b[0], a[1]-b[1], a[2]-b[2]
-	return (dx*dx + dy*dy + dz*dz) / 4
-}
-
-// boxA is the haversine term from (lat, lon) to the nearest point of the
-// lon/lat rectangle, an exact lower bound for every point inside it, which is
-// what R-tree kNN needs to be correct. Outside the rectangle's longitude span
-// the nearest point lies on the nearer meridian edge, at the latitude where
-// the great circle through the point meets that meridian at a right angle
-// (atan(tan φ / cos Δλ)), clamped to the edge.
-func boxA(lat, lon float64, min, max [2]float64) float64 {
-	// min/max are [lon, lat].
-	if lon >= min[0] && lon <= max[0] {
-		cl := clamp(lat, min[1], max[1])
-		if cl == lat {
-			return 0
-		}
-		s := math.Sin((cl - lat) * deg / 2)
-		return s * s
-	}
-	// Nearer meridian edge, measured around the globe.
-	dmin := angDiff(lon, min[0])
-	dmax := angDiff(lon, max[0])
-	edge, dl := min[0], dmin
-	if dmax < dmin {
-		edge, dl = max[0], dmax
-	}
-	var best float64
-	if dl < 90 {
-		phi := math.Atan(math.Tan(lat*deg)/math.Cos(dl*deg)) / deg
-		phi = clamp(phi, min[1], max[1])
-		best = havA(lat, lon, phi, edge)
-	} else {
-		best = math.Min(havA(lat, lon, min[1], edge), havA(lat, lon, max[1], edge))
-	}
-	return best
-}
-
 func angDiff(a, b float64) float64 {
 	d := math.Abs(a - b)
 	if d > 180 {

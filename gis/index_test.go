@@ -410,3 +410,37 @@ func TestPointAMatchesHaversine(t *testing.T) {
 		}
 	}
 }
+
+// boxA (the exact reference for boxLB) is the haversine term from (lat, lon) to the nearest point of the
+// lon/lat rectangle, an exact lower bound for every point inside it, which is
+// what R-tree kNN needs to be correct. Outside the rectangle's longitude span
+// the nearest point lies on the nearer meridian edge, at the latitude where
+// the great circle through the point meets that meridian at a right angle
+// (atan(tan φ / cos Δλ)), clamped to the edge.
+func boxA(lat, lon float64, min, max [2]float64) float64 {
+	// min/max are [lon, lat].
+	if lon >= min[0] && lon <= max[0] {
+		cl := clamp(lat, min[1], max[1])
+		if cl == lat {
+			return 0
+		}
+		s := math.Sin((cl - lat) * deg / 2)
+		return s * s
+	}
+	// Nearer meridian edge, measured around the globe.
+	dmin := angDiff(lon, min[0])
+	dmax := angDiff(lon, max[0])
+	edge, dl := min[0], dmin
+	if dmax < dmin {
+		edge, dl = max[0], dmax
+	}
+	var best float64
+	if dl < 90 {
+		phi := math.Atan(math.Tan(lat*deg)/math.Cos(dl*deg)) / deg
+		phi = clamp(phi, min[1], max[1])
+		best = havA(lat, lon, phi, edge)
+	} else {
+		best = math.Min(havA(lat, lon, min[1], edge), havA(lat, lon, max[1], edge))
+	}
+	return best
+}
