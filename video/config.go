@@ -23,6 +23,9 @@ type Config struct {
 	// socket on this port (ICE UDP mux), so viewers do not each open sockets
 	// and a firewall needs one rule. Use -1 for an ephemeral port (tests).
 	UDPMuxPort int
+	// DisableSendBatching makes the UDP mux send each packet with its own
+	// sendto(2) instead of batching with sendmmsg(2) (see batchConn).
+	DisableSendBatching bool
 	// UDPPortMin/UDPPortMax bound the per-PeerConnection ports when
 	// UDPMuxPort is zero. Both zero: any ephemeral port.
 	UDPPortMin, UDPPortMax uint16

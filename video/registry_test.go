@@ -17,8 +17,16 @@ func TestStreamRegistryRedirect(t *testing.T) {
 	rs := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
 	defer rdb.Close()
-	a := newTestEnv(t, func(c *Config) { c.Redis = rdb; c.AdvertiseURL = "http://node-a.test:8080"; c.StreamTTL = 2 * time.Second })
-	b := newTestEnv(t, func(c *Config) { c.Redis = rdb; c.AdvertiseURL = "http://node-b.test:8080"; c.StreamTTL = 2 * time.Second })
+	a := newTestEnv(t, func(c *Config) {
+		c.Redis = rdb
+		c.AdvertiseURL = "http://node-a.test:8080"
+		c.StreamTTL = 2 * time.Second
+	})
+	b := newTestEnv(t, func(c *Config) {
+		c.Redis = rdb
+		c.AdvertiseURL = "http://node-b.test:8080"
+		c.StreamTTL = 2 * time.Second
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go a.srv.Run(ctx)

@@ -51,7 +51,7 @@ type Server struct {
 	reg     streamRegistry
 	pubAPI  *webrtc.API
 	viewAPI *webrtc.API
-	udpConn *net.UDPConn
+	udpConn *batchConn
 	udpMux  *ice.UDPMuxDefault
 	metrics Metrics
 

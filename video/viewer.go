@@ -171,7 +171,14 @@ func (v *viewer) write(t *outTrack, p *packet, seqOff uint16, tsOff uint32) {
 
 // retransmit answers a NACK for viewer sequence number seq from the cached
 // keyframe or the stream's shared ring (RFC 4585 section 6.2.1).
+//
+// Retransmissions are capped at a tenth of the packets sent to the viewer
+// (plus a start allowance): a viewer losing more than that is overloaded,
+// and answering every NACK would only add to the load that causes the loss.
 func (v *viewer) retransmit(f *forwarder, seq uint16) {
+	if v.retransmits*10 > v.sent+500 {
+		return
+	}
 	if d := seq - v.initBase; int(d) < len(v.initial) {
 		p := v.initial[d]
 		b := v.video.b.Load()

@@ -96,8 +96,8 @@ func (s *Server) newAPIs() error {
 		}
 		_ = conn.SetReadBuffer(4 << 20)
 		_ = conn.SetWriteBuffer(4 << 20)
-		s.udpConn = conn
-		s.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn, Logger: quietLoggerFactory{}.NewLogger("ice")})
+		s.udpConn = newBatchConn(conn, !s.cfg.DisableSendBatching)
+		s.udpMux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: s.udpConn, Logger: quietLoggerFactory{}.NewLogger("ice")})
 		se.SetICEUDPMux(s.udpMux)
 	case s.cfg.UDPPortMax != 0:
 		if err := se.SetEphemeralUDPPortRange(s.cfg.UDPPortMin, s.cfg.UDPPortMax); err != nil {
