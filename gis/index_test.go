@@ -444,3 +444,52 @@ func boxA(lat, lon float64, min, max [2]float64) float64 {
 	}
 	return best
 }
+
+// Readers query while a writer moves units: under -race this checks the
+// locking; every answer must be sorted and complete.
+func TestIndexConcurrentReadWrite(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	infos, fixes := randomUnits(rng, 2000, now0)
+	ix := NewIndex()
+	loadIndex(t, ix, infos, fixes)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		wrng := rand.New(rand.NewPCG(23, 24))
+		batch := make([]UnitFix, 100)
+		for step := 1; ; step++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for i := range batch {
+				id := infos[wrng.IntN(len(infos))].ID
+				batch[i] = UnitFix{UnitID: id, Fix: randomFix(wrng, id, now0.Add(time.Duration(step)*time.Millisecond))}
+			}
+			ix.UpdateBatch(batch, nil)
+			if step%10 == 0 {
+				u := infos[wrng.IntN(len(infos))]
+				u.Status = []string{"available", "busy"}[step%20/10]
+				_ = ix.SetUnit(u)
+			}
+		}
+	}()
+	for range 2000 {
+		c, err := ix.Nearest(NearestQuery{Point: randomPoint(rng), K: 10, Statuses: []string{"available"}})
+		if err != nil || len(c) != 10 {
+			t.Fatalf("%d candidates, %v", len(c), err)
+		}
+		for i := 1; i < len(c); i++ {
+			if c[i].Distance < c[i-1].Distance || c[i].Status != "available" {
+				t.Fatalf("bad answer %+v", c)
+			}
+		}
+	}
+	close(stop)
+	<-done
+	if ix.Len() != 2000 || ix.tr.Len() != 2000 {
+		t.Fatalf("units %d, tree %d", ix.Len(), ix.tr.Len())
+	}
+}
