@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -290,10 +291,15 @@ func (t *tx) emit(typ, agg string, data any) {
 // another node already raised).
 var errNoop = errors.New("dispatch: nothing to do")
 
-const maxAttempts = 10
+// retryBudget bounds re-validation after version conflicts. Each round at
+// least one contender wins, so a command that keeps losing for this long
+// means sustained contention on one aggregate; the client then gets ErrBusy
+// and retries with its key.
+const retryBudget = 5 * time.Second
 
 // exec runs a command: build, append, retry on conflict, wait until applied.
 func (s *Service) exec(ctx context.Context, m Meta, fp string, build func(t *tx) error) (journal.Result, error) {
+	began := time.Now()
 	for attempt := 1; ; attempt++ {
 		s.mu.RLock()
 		t := &tx{st: s.st, now: s.cfg.Now().UTC(), actor: m.Actor, seen: map[string]bool{}}
@@ -312,9 +318,13 @@ func (s *Service) exec(ctx context.Context, m Meta, fp string, build func(t *tx)
 		}
 		res, err := s.j.Append(ctx, journal.Append{IdemKey: m.IdemKey, Fingerprint: fp, Expect: t.expect, Events: t.events})
 		var ce *journal.ConflictError
-		if errors.As(err, &ce) && attempt < maxAttempts {
+		if errors.As(err, &ce) && time.Since(began) < retryBudget {
 			if err := s.waitApplied(ctx, ce.Head); err != nil {
 				return journal.Result{}, err
+			}
+			if attempt > 2 {
+				// Spread contenders out so the same one does not lose every round.
+				time.Sleep(time.Duration(rand.IntN(min(attempt, 20)*500)) * time.Microsecond)
 			}
 			continue
 		}

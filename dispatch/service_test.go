@@ -403,3 +403,24 @@ func TestTimersRaiseOnceAndClear(t *testing.T) {
 		t.Fatalf("alerts = %+v", a)
 	}
 }
+
+func TestContendedIncidentAllNotesLand(t *testing.T) {
+	s := start(t, backends[0].fresh(t)(), time.Now)
+	in, _ := s.CreateIncident(ctx(), dispatcher, dispatch.NewIncident{Type: "THEFT", Location: almaty})
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				if _, err := s.AddNote(ctx(), dispatcher, in.ID, fmt.Sprintf("%d-%d", w, i)); err != nil {
+					t.Errorf("note: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got, _ := s.Incident(in.ID); len(got.Notes) != 160 {
+		t.Fatalf("%d notes, want 160", len(got.Notes))
+	}
+}

@@ -32,7 +32,7 @@ func Verify(ctx context.Context, j Journal) (uint64, error) {
 		case r.Seq != n+1:
 			return &BrokenError{Seq: r.Seq, Reason: fmt.Sprintf("sequence %d follows %d", r.Seq, n)}
 		case r.Prev != prev:
-			return &BrokenError{Seq: r.Seq, Reason: "previous-hash link does not match the previous record"}
+			return &BrokenError{Seq: r.Seq, Reason: "previous-hash link does not match: this record or the one before it was altered"}
 		case Chain(prev, r.Body) != r.Hash:
 			return &BrokenError{Seq: r.Seq, Reason: "stored hash does not match the record's content"}
 		}
