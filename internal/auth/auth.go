@@ -355,3 +355,6 @@ func (a *Authenticator) AddDevice(ctx context.Context, id, unitID, name string) 
 func (a *Authenticator) Device(ctx context.Context, id string) (Device, error) {
 	return a.cfg.Store.DeviceByID(ctx, id)
 }
+
+// Users lists users (password hashes included; callers must not expose them).
+func (a *Authenticator) Users(ctx context.Context) ([]User, error) { return a.cfg.Store.Users(ctx) }
