@@ -17,8 +17,9 @@ import (
 // a burst of N writes, so batching turns N syscalls into a few. The price is
 // up to batchDelay of added latency.
 //
-// mu guards cur; the flusher swaps cur with a spare batch under mu and
-// sends outside it, so writers never wait for the syscall.
+// mu guards cur; a flush swaps cur with the spare batch under mu and
+// sends outside it, so writers wait for the syscall only when a whole
+// batch is already queued. Lock order: flushMu, then mu.
 type batchConn struct {
 	*net.UDPConn
 	pc   *ipv4.PacketConn
@@ -26,6 +27,7 @@ type batchConn struct {
 	quit chan struct{}
 	done chan struct{}
 
+	flushMu  sync.Mutex
 	mu       sync.Mutex
 	cur      []ipv4.Message
 	spare    []ipv4.Message
@@ -64,9 +66,13 @@ func (b *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	b.mu.Lock()
 	n := len(b.cur)
-	if n == batchSize {
+	for n == batchSize {
+		// The flusher is behind: this writer sends the full batch itself,
+		// still as one sendmmsg.
 		b.mu.Unlock()
-		return b.UDPConn.WriteTo(p, addr) // the flusher is behind: send directly
+		b.flush()
+		b.mu.Lock()
+		n = len(b.cur)
 	}
 	buf := append(b.bufs[b.curSet][n][:0], p...)
 	b.bufs[b.curSet][n] = buf
@@ -115,6 +121,10 @@ func (b *batchConn) flusher() {
 }
 
 func (b *batchConn) flush() {
+	// flushMu keeps one batch in flight: the spare set's buffers are
+	// reused only after its WriteBatch returned.
+	b.flushMu.Lock()
+	defer b.flushMu.Unlock()
 	b.mu.Lock()
 	out := b.cur
 	b.cur, b.spare = b.spare[:0], out

@@ -182,11 +182,13 @@ func loopbackRun(b *testing.B, n int, window time.Duration) {
 
 	m := env.srv.Metrics()
 	cpu0, fwd0, drop0, sent0 := cpuTime(), m.PacketsForwarded.Load(), m.PacketsDropped.Load(), src.sent.Load()
+	rcvErr0 := udpRcvbufErrors()
 	t0 := time.Now()
 	io.WriteString(stdin, "MARK\n")
 	time.Sleep(window) // the measurement window
 	io.WriteString(stdin, "END\n")
 	cpu := cpuTime() - cpu0
+	rcvErr := udpRcvbufErrors() - rcvErr0
 	elapsed := time.Since(t0)
 	fwd, drop, sent := m.PacketsForwarded.Load()-fwd0, m.PacketsDropped.Load()-drop0, src.sent.Load()-sent0
 	if !out.Scan() {
@@ -211,7 +213,8 @@ func loopbackRun(b *testing.B, n int, window time.Duration) {
 	if uc := env.srv.udpConn; uc != nil {
 		b.Logf("udp batches: %d sendmmsg calls, %d packets, %d errors", uc.calls.Load(), uc.sent.Load(), uc.errors.Load())
 	}
-	b.Logf("retransmits %d", m.Retransmits.Load())
+	b.Logf("retransmits %d; kernel UDP receive-buffer overflows during the window (all on the subscriber side): %d", m.Retransmits.Load(), rcvErr)
+	b.ReportMetric(float64(drop)/float64(fwd+drop)*100, "%server-drop")
 	b.Logf("viewers=%d failed=%d source=%d pkts forwarded=%d dropped=%d cpu=%v in %v; loss worst %.3f%% mean %.3f%%; min fps %.1f",
 		n, res.Failed, sent, fwd, drop, cpu.Round(time.Millisecond), elapsed.Round(time.Millisecond), res.WorstLoss*100, res.MeanLoss*100, res.MinFPS)
 }
@@ -511,4 +514,30 @@ func (cs *childSub) result() (loss float64, frames int) {
 	}
 	expected := cs.last - cs.first + 1
 	return 1 - float64(len(cs.seen))/float64(expected), cs.frames
+}
+
+// udpRcvbufErrors reads the kernel's count of UDP datagrams dropped because
+// a receiving socket's buffer was full (/proc/net/snmp, Linux).
+func udpRcvbufErrors() int64 {
+	data, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var names, vals []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, "Udp: ") {
+			if names == nil {
+				names = strings.Fields(l)
+			} else {
+				vals = strings.Fields(l)
+			}
+		}
+	}
+	for i, n := range names {
+		if n == "RcvbufErrors" && i < len(vals) {
+			v, _ := strconv.ParseInt(vals[i], 10, 64)
+			return v
+		}
+	}
+	return 0
 }

@@ -43,6 +43,9 @@ type forwarder struct {
 	auStart bool      // the next video packet starts an access unit
 	cur     []*packet // packets of the access unit being received
 	curIDR  bool
+	curGap  bool   // a packet of the current access unit is missing
+	lastSeq uint16 // sequence number of the latest video packet
+	haveSeq bool
 	sps     []byte
 	pps     []byte
 	key     []*packet // the latest complete IDR access unit, SPS and PPS first
@@ -97,14 +100,19 @@ func (f *forwarder) write(p *packet) {
 // track keeps the access-unit state and the keyframe cache. Called with mu.
 func (f *forwarder) track(p *packet) {
 	info := inspectH264(p.payload)
+	gap := f.haveSeq && p.hdr.SequenceNumber != f.lastSeq+1
+	f.lastSeq, f.haveSeq = p.hdr.SequenceNumber, true
 	if f.auStart {
 		f.cur = f.cur[:0]
 		f.curIDR = false
+		f.curGap = false
+		gap = false
 		p.auStart = true
 		p.keyStart = info.idr || info.sps != nil
 	}
 	f.cur = append(f.cur, p)
 	f.curIDR = f.curIDR || info.idr
+	f.curGap = f.curGap || gap
 	if info.sps != nil {
 		f.sps = append(f.sps[:0:0], info.sps...)
 	}
@@ -114,8 +122,8 @@ func (f *forwarder) track(p *packet) {
 	f.lastTS = p.hdr.Timestamp
 	f.ring[p.hdr.SequenceNumber%rtxRing] = p
 	f.auStart = p.hdr.Marker
-	if !p.hdr.Marker || !f.curIDR {
-		return
+	if !p.hdr.Marker || !f.curIDR || f.curGap {
+		return // only a complete IDR access unit is worth caching
 	}
 	// A complete IDR access unit: cache it, with the parameter sets in front
 	// when the source sent them out of band (SDP sprop-parameter-sets) or in

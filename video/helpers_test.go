@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -275,6 +276,8 @@ type subscriber struct {
 	posted    time.Time
 	frames    chan frame
 	trackDone chan struct{}
+	firstKey  atomic.Bool // the first packet received starts a keyframe (SPS or IDR)
+	gaps      atomic.Int64
 }
 
 type frame struct {
@@ -313,19 +316,28 @@ func (s *subscriber) read(tr *webrtc.TrackRemote) {
 	var dep codecs.H264Packet
 	var buf []byte
 	var lastSeq uint16
-	have := false
+	have, damaged := false, false
 	for {
 		pkt, _, err := tr.ReadRTP()
 		if err != nil {
 			return
 		}
+		if !have {
+			i := inspectH264(pkt.Payload)
+			s.firstKey.Store(i.idr || i.sps != nil)
+		}
 		if have && pkt.SequenceNumber != lastSeq+1 {
-			buf = nil // a gap: drop the partial frame
+			damaged = true // a gap: this frame is incomplete
+			s.gaps.Add(1)
 		}
 		have, lastSeq = true, pkt.SequenceNumber
 		nals, err := dep.Unmarshal(pkt.Payload)
 		if err == nil {
 			buf = append(buf, nals...)
+		}
+		if pkt.Marker && damaged {
+			buf, damaged = nil, false
+			continue
 		}
 		if pkt.Marker && len(buf) > 0 {
 			f := frame{at: time.Now(), size: len(buf)}

@@ -100,6 +100,9 @@ func (s *Server) dialCamera(ctx context.Context, raw string, relay *rtspRelay) (
 		Host:         u.Host,
 		ReadTimeout:  s.cfg.ConnectTimeout,
 		WriteTimeout: s.cfg.ConnectTimeout,
+		// gortsplib logs these with the standard logger by default.
+		OnPacketsLost: func(lost uint64) { s.metrics.RTSPPacketsLost.Add(lost) },
+		OnDecodeError: func(err error) { s.log.Debug("RTSP decode error", "err", redactErr(err, raw)) },
 	}
 	switch s.cfg.RTSPTransport {
 	case "tcp":
@@ -162,6 +165,7 @@ type rtspRelay struct {
 	tsOff  uint32
 	lastTS uint32
 	resync bool
+	srcSeq uint16 // the camera's latest sequence number
 }
 
 func (r *rtspRelay) onPacket(pkt *rtp.Packet) {
@@ -170,7 +174,12 @@ func (r *rtspRelay) onPacket(pkt *rtp.Packet) {
 		// one 25 fps frame after the last one sent.
 		r.tsOff = r.lastTS + 3600 - pkt.Timestamp
 		r.resync = false
+	} else if lost := pkt.SequenceNumber - r.srcSeq - 1; lost != 0 && lost < 1000 {
+		// Packets the camera's path lost stay a gap in our numbering, so
+		// viewers and the keyframe cache see that something is missing.
+		r.seq += lost
 	}
+	r.srcSeq = pkt.SequenceNumber
 	ts := pkt.Timestamp + r.tsOff
 	r.lastTS = ts
 	chunks := splitH264(pkt.Payload, maxRTPPayload)

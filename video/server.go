@@ -28,6 +28,7 @@ type Metrics struct {
 	Streams          atomic.Int64  // live streams on this node
 	PeerConnections  atomic.Int64  // open PeerConnections (viewers + publishers)
 	RTSPReconnects   atomic.Uint64
+	RTSPPacketsLost  atomic.Uint64 // packets missing in cameras' RTP sequence numbers
 }
 
 // StreamInfo is a snapshot of one stream.
