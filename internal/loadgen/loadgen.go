@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -105,12 +106,17 @@ type Incident struct {
 	Number string `json:"number"`
 }
 
-// CreateIncident creates a realistic incident somewhere in Almaty.
+// CreateIncident creates a realistic incident somewhere in Almaty. The
+// content follows from the narrative, so a retry with the same key sends
+// the same request, as a real client's retry does.
 func (c *Client) CreateIncident(ctx context.Context, idemKey string, narrative string) (Incident, error) {
 	var in Incident
+	h := fnv.New64a()
+	h.Write([]byte(narrative))
+	r := rand.New(rand.NewPCG(h.Sum64(), 0))
 	err := c.Do(ctx, "POST", "/api/v1/incidents", idemKey, map[string]any{
 		"type":      "DISTURBANCE",
-		"location":  map[string]any{"lat": 43.2 + rand.Float64()*0.1, "lon": 76.85 + rand.Float64()*0.15, "address": "Алматы"},
+		"location":  map[string]any{"lat": 43.2 + r.Float64()*0.1, "lon": 76.85 + r.Float64()*0.15, "address": "Алматы"},
 		"narrative": narrative,
 		"queue":     true,
 	}, &in)
