@@ -32,6 +32,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -319,6 +321,12 @@ func runSubscriberChild(url string) {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.LoggerFactory = quietLoggerFactory{}
+	// Subscriber sockets get 4 MB receive buffers (the sysctl maximum
+	// here), like a browser's, so the test harness does not lose packets
+	// while the two shared cores are busy.
+	if n, err := stdnet.NewNet(); err == nil {
+		se.SetNet(bigBufNet{n})
+	}
 	me := &webrtc.MediaEngine{}
 	_ = me.RegisterDefaultCodecs()
 	// No interceptors: the subscribers measure raw loss and cost the
@@ -404,6 +412,16 @@ func runSubscriberChild(url string) {
 	for _, cs := range subs {
 		cs.pc.Close()
 	}
+}
+
+type bigBufNet struct{ *stdnet.Net }
+
+func (n bigBufNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if err == nil {
+		_ = c.SetReadBuffer(4 << 20)
+	}
+	return c, err
 }
 
 type childSub struct {
