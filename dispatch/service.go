@@ -147,12 +147,7 @@ func (s *Service) Journal() journal.Journal { return s.j }
 // the timers in the background until ctx ends or Close is called.
 func (s *Service) Start(ctx context.Context) error {
 	begin := time.Now()
-	err := s.j.Read(ctx, 0, func(r journal.Record) error {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		return s.st.apply(r)
-	})
-	if err != nil {
+	if err := s.replay(ctx); err != nil {
 		return fmt.Errorf("dispatch: replay journal: %w", err)
 	}
 	s.log.Info("journal replayed", "records", s.st.Seq, "took", time.Since(begin).Round(time.Millisecond))
@@ -167,6 +162,50 @@ func (s *Service) Start(ctx context.Context) error {
 		go s.timers(ctx)
 	}
 	return nil
+}
+
+// replay rebuilds the projection from the whole journal. Reading and
+// decoding records runs in its own goroutine, applying them in this one, so
+// a restart uses two cores.
+func (s *Service) replay(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []journal.Record, 16)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		batch := make([]journal.Record, 0, 512)
+		err := s.j.Read(ctx, 0, func(r journal.Record) error {
+			batch = append(batch, r)
+			if len(batch) == cap(batch) {
+				select {
+				case batches <- batch:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				batch = make([]journal.Record, 0, 512)
+			}
+			return nil
+		})
+		if err == nil && len(batch) > 0 {
+			batches <- batch
+		}
+		readErr <- err
+	}()
+	for batch := range batches {
+		s.mu.Lock()
+		for _, r := range batch {
+			if err := s.st.apply(r); err != nil {
+				s.mu.Unlock()
+				cancel()
+				for range batches {
+				}
+				return err
+			}
+		}
+		s.mu.Unlock()
+	}
+	return <-readErr
 }
 
 func (s *Service) follow(ctx context.Context) {

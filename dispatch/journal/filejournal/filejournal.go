@@ -32,7 +32,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -260,7 +259,7 @@ func (j *Journal) load() error {
 			return fmt.Errorf("%w: record %d: hash chain does not match (run `kuzet audit-verify`)", journal.ErrCorrupt, j.head+1)
 		}
 		var m meta
-		if err := json.Unmarshal(body, &m); err != nil {
+		if err := parseMeta(body, &m); err != nil {
 			return fmt.Errorf("%w: record %d: %v", journal.ErrCorrupt, j.head+1, err)
 		}
 		if m.Seq != j.head+1 || m.Prev != j.headHash {
