@@ -36,6 +36,11 @@ func TestWHIPToWHEP(t *testing.T) {
 		t.Fatalf("late viewer's first frame: idr=%v sps=%v", lf.idr, lf.sps)
 	}
 	t.Logf("late viewer: POST to first decodable keyframe %v", lf.at.Sub(late.posted))
+	// Each join asked the publisher for a keyframe (PLI), at most one per
+	// PLIInterval.
+	if n := env.srv.Metrics().KeyframeRequests.Load(); n < 1 || n > 2 {
+		t.Fatalf("%d keyframe requests for 2 joins", n)
+	}
 	for i := 0; i < 25; i++ {
 		late.nextFrame(t, 5*time.Second)
 	}
