@@ -177,7 +177,11 @@ func (s *Service) CreateIncident(ctx context.Context, m Meta, n NewIncident) (*I
 	if n.Queue {
 		status = IncidentQueued
 	}
-	res, err := s.exec(ctx, m, fingerprint("create_incident", n), func(t *tx) error {
+	// The fingerprint is of what the client sent: a retry after the sectors
+	// were reloaded is still the same command.
+	fp := fingerprint("create_incident", n)
+	s.fillSector(&n.Location)
+	res, err := s.exec(ctx, m, fp, func(t *tx) error {
 		id := newID()
 		for _, cid := range n.CallIDs {
 			c := t.st.Calls[cid]
@@ -235,7 +239,13 @@ func (s *Service) UpdateIncident(ctx context.Context, m Meta, id string, p Incid
 			return nil, err
 		}
 	}
-	_, err := s.exec(ctx, m, fingerprint("update_incident", []any{id, p}), func(t *tx) error {
+	fp := fingerprint("update_incident", []any{id, p})
+	if p.Location != nil {
+		loc := *p.Location
+		s.fillSector(&loc)
+		p.Location = &loc
+	}
+	_, err := s.exec(ctx, m, fp, func(t *tx) error {
 		in, err := openIncident(t.st, id)
 		if err != nil {
 			return err

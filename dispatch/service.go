@@ -66,6 +66,10 @@ type Config struct {
 	UnacknowledgedAfter time.Duration // default 60 s
 	WelfareCheckAfter   time.Duration // default 20 min
 	TimerInterval       time.Duration // default 1 s; <0 disables timers
+
+	// Sector, if set, names the patrol sector containing a point ("" if
+	// none); incidents created or moved without a sector get it from here.
+	Sector func(lat, lon float64) string
 }
 
 // Listener is told about each record after it is applied, with the state

@@ -74,7 +74,7 @@ func (s *Service) CheckTimers(ctx context.Context) {
 		}
 	}
 	for id, a := range s.st.Alerts {
-		if a.Active && !want[id] {
+		if a.Active && timerAlert(a.Kind) && !want[id] {
 			changes = append(changes, alertChange{id: id, reason: "resolved"})
 		}
 	}
@@ -101,4 +101,10 @@ func (s *Service) CheckTimers(ctx context.Context) {
 			s.log.Warn("timer alert not recorded; will retry", "alert", c.id, "err", err)
 		}
 	}
+}
+
+// timerAlert tells the timers' own alert kinds from those other watchers
+// (geofences, dispatch/geo.go) raise and clear.
+func timerAlert(kind string) bool {
+	return kind == AlertUnassigned || kind == AlertUnacknowledged || kind == AlertWelfareCheck
 }

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/kuzet/kuzet/dispatch"
+	"github.com/kuzet/kuzet/gis"
 	"github.com/kuzet/kuzet/internal/auth"
 )
 
@@ -47,6 +48,9 @@ type Config struct {
 	ClientQueue int
 	// WriteTimeout cuts off a WebSocket client that does not read; default 10 s.
 	WriteTimeout time.Duration
+	// Tracker is live tracking (gis.go); nil disables the gis endpoints.
+	Tracker *gis.Tracker
+	GIS     GISConfig
 }
 
 // Server holds the HTTP handlers.
@@ -62,6 +66,7 @@ type Server struct {
 	origins map[string]bool
 
 	draining atomic.Bool
+	gis      *gisArea // nil without Config.Tracker
 }
 
 // New builds the server and registers its hub with the dispatch service.
@@ -165,6 +170,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) Drain(ctx context.Context) {
 	s.draining.Store(true)
 	s.hub.close(ctx)
+	s.drainGIS(ctx) // positions sockets (positions.go)
 }
 
 // principalKey carries the authenticated principal in the request context.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kuzet/kuzet/dispatch"
 	"github.com/kuzet/kuzet/dispatch/journal/filejournal"
+	"github.com/kuzet/kuzet/gis"
 	"github.com/kuzet/kuzet/internal/auth"
 )
 
@@ -44,7 +45,13 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := dispatch.New(dispatch.Config{Journal: j, TimerInterval: -1})
+	sectors := gis.NewSectorIndex()
+	svc, err := dispatch.New(dispatch.Config{Journal: j, TimerInterval: -1, Sector: func(lat, lon float64) string {
+		if s, ok := sectors.Lookup(gis.Point{Lat: lat, Lon: lon}); ok {
+			return s.ID
+		}
+		return ""
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,18 +60,29 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	authn, _ := auth.New(auth.Config{Store: store, MaxFailures: 1000})
-	srv, err := New(Config{Dispatch: svc, Auth: authn, ClientQueue: 512 << 10, WriteTimeout: 2 * time.Second})
+	feed, _ := gis.NewFeed(gis.FeedConfig{})
+	tr, err := gis.NewTracker(context.Background(), gis.TrackerConfig{OnUpdate: feed.Publish}) // embedded: fast
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Config{Dispatch: svc, Auth: authn, ClientQueue: 512 << 10, WriteTimeout: 2 * time.Second,
+		Tracker: tr, GIS: GISConfig{Sectors: sectors, Feed: feed, Watch: gis.WatcherConfig{Interval: 50 * time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := svc.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	gctx, stopGIS := context.WithCancel(context.Background())
+	gisDone := make(chan struct{})
+	go func() { defer close(gisDone); _ = srv.RunGIS(gctx) }()
 	hs := httptest.NewServer(srv.Handler())
 	f := &fixture{t: t, srv: srv, svc: svc, http: hs, tokens: map[auth.Role]string{}, unit: "P101"}
 	t.Cleanup(func() {
 		hs.Close()
 		srv.Drain(context.Background())
+		stopGIS()
+		<-gisDone
 		svc.Close()
 		j.Close()
 	})

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,6 +26,10 @@ func serve(args []string) int {
 	origins := f.str("allowed-origins", "KUZET_ALLOWED_ORIGINS", "", "comma-separated extra origins (https://host:port) allowed to open the WebSocket")
 	sessionTTL := f.dur("session-ttl", "KUZET_SESSION_TTL", 12*time.Hour, "how long a sign-in lasts")
 	shutdown := f.dur("shutdown-timeout", "KUZET_SHUTDOWN_TIMEOUT", 20*time.Second, "how long to wait for requests in flight on SIGTERM")
+	sectors := f.str("sectors", "KUZET_SECTORS", "", "GeoJSON FeatureCollection file of patrol sectors (Polygon/MultiPolygon with properties id and name) loaded at start; replaces the set saved by PUT /api/v1/sectors")
+	osrm := f.str("osrm", "KUZET_OSRM_URL", "", "OSRM server URL (http://host:5000) for driving-time ETAs in recommendations; empty = straight-line distance × 1.4 ÷ speed")
+	staleAfter := f.dur("stale-after", "KUZET_STALE_AFTER", time.Minute, "a unit on duty with no position for this long raises a \"signal stale\" alert")
+	maxAccuracy := f.str("max-accuracy", "KUZET_MAX_ACCURACY", "100", "metres: a unit whose latest fix is less accurate raises a \"fix inaccurate\" alert")
 	level := f.str("log-level", "KUZET_LOG_LEVEL", "info", "debug, info, warn or error")
 	format := f.str("log-format", "KUZET_LOG_FORMAT", "text", "text or json")
 	if !f.parse(args) {
@@ -33,6 +38,11 @@ func serve(args []string) int {
 	log, err := newLogger(*level, *format)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kuzet:", err)
+		return 2
+	}
+	maxAcc, err := strconv.ParseFloat(*maxAccuracy, 64)
+	if err != nil || maxAcc <= 0 {
+		fmt.Fprintf(os.Stderr, "kuzet: --max-accuracy %q must be a number of metres above 0\n", *maxAccuracy)
 		return 2
 	}
 	var allowed []string
@@ -47,6 +57,7 @@ func serve(args []string) int {
 		Addr: *addr, DataDir: *data, RedisURL: *redisURL, Centre: *centre, TimeZone: *tz,
 		CatalogueFile: *catalogue, AllowedOrigins: allowed, SessionTTL: *sessionTTL,
 		ShutdownTimeout: *shutdown, Logger: log,
+		SectorsFile: *sectors, OSRMURL: *osrm, StaleAfter: *staleAfter, MaxAccuracy: maxAcc,
 	})
 	if err != nil {
 		log.Error("kuzet serve failed", "err", err)

@@ -41,6 +41,12 @@ type Config struct {
 	SessionTTL      time.Duration
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+
+	// Tracking (gis.go).
+	SectorsFile string        // GeoJSON FeatureCollection of patrol sectors loaded at start
+	OSRMURL     string        // OSRM server for ETAs; empty = straight line
+	StaleAfter  time.Duration // no fix for this long raises "signal stale"; 0 = 60 s
+	MaxAccuracy float64       // fixes worse than this (metres) raise "inaccurate"; 0 = 100
 }
 
 // Storage is the opened storage: a journal and an auth store, plus what
@@ -142,9 +148,17 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 
+	trk, err := openTracking(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
+	defer trk.close()
+	gctx, stopTracking := context.WithCancel(ctx)
+	defer stopTracking() // before trk.close: its goroutines end first
+
 	metrics := web.NewMetrics(nil)
 	j := metrics.CountJournal(st.Journal)
-	svc, err := dispatch.New(dispatch.Config{Journal: j, Catalogue: cat, Prefix: cfg.Centre, Location: loc, Logger: log})
+	svc, err := dispatch.New(dispatch.Config{Journal: j, Catalogue: cat, Prefix: cfg.Centre, Location: loc, Logger: log, Sector: trk.sectorOf})
 	if err != nil {
 		return err
 	}
@@ -156,7 +170,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if st.Redis != nil {
 		ready = func(ctx context.Context) error { return st.Redis.Ping(ctx).Err() }
 	}
-	srv, err := web.New(web.Config{Dispatch: svc, Auth: authn, Logger: log, Metrics: metrics, AllowedOrigins: cfg.AllowedOrigins, Ready: ready})
+	srv, err := web.New(web.Config{Dispatch: svc, Auth: authn, Logger: log, Metrics: metrics, AllowedOrigins: cfg.AllowedOrigins, Ready: ready,
+		Tracker: trk.tracker, GIS: trk.web})
 	if err != nil {
 		return err
 	}
@@ -164,6 +179,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer svc.Close()
+	trk.run(gctx)
+	gisDone := make(chan struct{})
+	go func() {
+		defer close(gisDone)
+		if err := srv.RunGIS(gctx); err != nil {
+			log.Error("tracking watcher stopped", "err", err)
+		}
+	}()
+	defer func() { stopTracking(); <-gisDone }()
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
