@@ -114,6 +114,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "1")
 		status, code, msg = http.StatusServiceUnavailable, "timeout", "the command did not complete in time; retry with the same Idempotency-Key"
 	}
+	if r.Context().Err() != nil {
+		// The client went away (or gave up); it retries with its key.
+		s.log.Debug("request abandoned by the client", "method", r.Method, "path", r.URL.Path, "err", err)
+		return
+	}
 	if status >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	} else {
