@@ -17,6 +17,7 @@ var commands = []struct {
 	{"serve", "run the server (embedded storage in ./data by default, or --redis)", serve},
 	{"user", "manage users: kuzet user add --username U --role R [--unit ID] < password", user},
 	{"audit-verify", "check the journal's hash chain and name the first broken record", auditVerify},
+	{"watch", "print the live event stream as a console receives it", watch},
 	{"loadgen", "generate load against a running server and report figures", loadgenCmd},
 }
 
