@@ -1,11 +1,13 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -16,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/kuzet/kuzet/dispatch"
+	"github.com/kuzet/kuzet/dispatch/journal/filejournal"
 	"github.com/kuzet/kuzet/gis"
 	"github.com/kuzet/kuzet/internal/auth"
 )
@@ -787,3 +790,141 @@ func TestPositionsStreamCutsOffSlowClient(t *testing.T) {
 }
 
 func near(a, b, eps float64) bool { return a-b < eps && b-a < eps }
+
+// fuzzIngest is a server with one tracked unit and its device token, for
+// the ingest fuzz targets (no network: handler calls).
+func fuzzIngest(f *testing.F) (*Server, string) {
+	dir := f.TempDir()
+	j, err := filejournal.Open(filejournal.Config{Dir: dir})
+	if err != nil {
+		f.Fatal(err)
+	}
+	svc, _ := dispatch.New(dispatch.Config{Journal: j, TimerInterval: -1})
+	store, _ := auth.OpenFileStore(dir)
+	authn, _ := auth.New(auth.Config{Store: store})
+	tr, _ := gis.NewTracker(context.Background(), gis.TrackerConfig{})
+	srv, err := New(Config{Dispatch: svc, Auth: authn, Tracker: tr})
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { svc.Close(); j.Close() })
+	if err := tr.SetUnit(context.Background(), gis.UnitInfo{ID: "F1", Agency: "police", Status: "available"}); err != nil {
+		f.Fatal(err)
+	}
+	_, tok, err := authn.AddDevice(context.Background(), "fz-1", "F1", "")
+	if err != nil {
+		f.Fatal(err)
+	}
+	return srv, tok
+}
+
+// ingestAnswerOK checks an ingest answer: a 4xx a device can act on, or 200.
+func ingestAnswerOK(t *testing.T, rec *httptest.ResponseRecorder) {
+	switch rec.Code {
+	case 200, 400, 401, 403, 404, 413, 415:
+	default:
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if rec.Code >= 400 {
+		var e apiError
+		if json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Code == "" || e.Message == "" {
+			t.Fatalf("error answer is not {code, message}: %s", rec.Body)
+		}
+	}
+}
+
+func FuzzIngestOsmAndHTTP(f *testing.F) {
+	srv, tok := fuzzIngest(f)
+	h := srv.Handler()
+	now := time.Now().Unix()
+	f.Add(fmt.Sprintf("id=fz-1&timestamp=%d&lat=43.2383&lon=76.9458&speed=10&bearing=87.5&altitude=780&accuracy=8&batt=76&token=%s", now, tok), "")
+	f.Add("deviceid=fz-1&location=43.2,76.9&token="+tok, "")
+	f.Add("token="+tok, fmt.Sprintf(`{"location":{"timestamp":"%s","coords":{"latitude":43.24,"longitude":76.95,"accuracy":5,"speed":12.5,"heading":180,"altitude":790},"battery":{"level":0.55}},"device_id":"fz-1"}`, time.Now().UTC().Format(time.RFC3339)))
+	f.Add("id=fz-1&lat=91&lon=76&token="+tok, "")
+	f.Add("id=ghost&lat=43&lon=76&token=nope", "")
+	f.Fuzz(func(t *testing.T, query, body string) {
+		var req *http.Request
+		if body == "" {
+			req = httptest.NewRequest("GET", "/ingest/osmand", nil)
+			req.URL.RawQuery = query
+		} else {
+			req = httptest.NewRequest("POST", "/ingest/osmand", strings.NewReader(body))
+			req.URL.RawQuery = query
+			req.Header.Set("Content-Type", "application/json")
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		ingestAnswerOK(t, rec)
+		if u, _ := srv.gis.tr.Unit("F1"); u.HasFix {
+			if err := u.Fix.Point().Valid(); err != nil || u.Fix.Time.After(time.Now().Add(6*time.Minute)) {
+				t.Fatalf("stored an invalid fix %+v", u.Fix)
+			}
+		}
+	})
+}
+
+func FuzzIngestOwnTracksHTTP(f *testing.F) {
+	srv, tok := fuzzIngest(f)
+	h := srv.Handler()
+	f.Add(fmt.Sprintf(`{"_type":"location","acc":12,"alt":801,"batt":64,"lat":43.2501,"lon":76.9301,"tid":"kz","tst":%d,"vel":36,"cog":270}`, time.Now().Unix()))
+	f.Add(`{"_type":"lwt","tst":1700000000}`)
+	f.Add(`{"_type":"location","lat":43.2,"lon":76.9}`)
+	f.Add(`[]`)
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest("POST", "/ingest/owntracks", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth("fz-1", tok)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		ingestAnswerOK(t, rec)
+		if rec.Code == 200 && rec.Body.String() != "[]" {
+			t.Fatalf("OwnTracks expects [] on success, got %s", rec.Body)
+		}
+	})
+}
+
+// FuzzPositionMessages: what terminals and maps send on the positions
+// socket and in batches, through the same decoding as the handlers.
+func FuzzPositionMessages(f *testing.F) {
+	f.Add([]byte(`{"type":"subscribe","bbox":[76.8,43.1,77.1,43.4],"agency":"police","statuses":["available"]}`))
+	f.Add([]byte(`{"type":"position","id":"1","lat":43.241,"lon":76.941,"accuracy":4,"time":"2026-11-25T10:00:00Z"}`))
+	f.Add([]byte(`{"fixes":[{"unit_id":"P1","lat":43.2,"lon":76.9,"speed":8.5,"heading":90,"battery":50}]}`))
+	f.Add([]byte(`{"type":"subscribe","bbox":[1e400,0,0,0]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m posMessage
+		if json.Unmarshal(b, &m) == nil {
+			if len(m.BBox) == 4 {
+				bb := gis.BBox{MinLon: m.BBox[0], MinLat: m.BBox[1], MaxLon: m.BBox[2], MaxLat: m.BBox[3]}
+				if bb.Valid() == nil && (bb.MinLat > bb.MaxLat || bb.MinLon > bb.MaxLon) {
+					t.Fatalf("inverted bbox accepted: %+v", bb)
+				}
+			}
+			checkFix(t, &m.positionRequest)
+		}
+		req := httptest.NewRequest("POST", "/api/v1/positions/batch", bytes.NewReader(b))
+		var in batchRequest
+		if decode(req, maxBatchBody, &in) == nil {
+			for i := range in.Fixes {
+				checkFix(t, &in.Fixes[i])
+			}
+		}
+	})
+}
+
+func checkFix(t *testing.T, p *positionRequest) {
+	fix, err := p.fix("device:x")
+	if err != nil {
+		return
+	}
+	if fix.Validate(time.Now(), gis.FixRules{}) == nil {
+		if fix.Lat < -90 || fix.Lat > 90 || fix.Lon < -180 || fix.Lon > 180 {
+			t.Fatalf("out-of-range fix valid: %+v", fix)
+		}
+		if _, err := json.Marshal(fix); err != nil {
+			t.Fatalf("valid fix does not encode: %v", err)
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kuzet/kuzet/internal/auth"
+	"github.com/kuzet/kuzet/internal/redistest"
+)
+
+// TestTrackingOnRedis runs a whole node on a real redis-server with a
+// --sectors file: a device posts OsmAnd fixes, the position is in Redis
+// GEO keys and the API, an incident gets its sector, and a PUT of sectors
+// reaches Redis for the other nodes.
+func TestTrackingOnRedis(t *testing.T) {
+	rs := redistest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	defer rdb.Close()
+	if _, err := auth.AddUser(ctx, auth.NewRedisStore(rdb), "sup", auth.RoleSupervisor, "", "supervisor-password"); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sectors := filepath.Join(dir, "sectors.geojson")
+	os.WriteFile(sectors, []byte(`{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"id":"S1","name":"Алмалы"},
+	 "geometry":{"type":"Polygon","coordinates":[[[76.90,43.22],[76.96,43.22],[76.96,43.26],[76.90,43.26],[76.90,43.22]]]}}]}`), 0o600)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{Addr: addr, DataDir: dir, RedisURL: rs.URL(), Centre: "ALA", TimeZone: "Asia/Almaty",
+			SectorsFile: sectors, StaleAfter: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}()
+	base := "http://" + addr
+	call := func(method, path, tok string, body any) (int, []byte) {
+		t.Helper()
+		var rd io.Reader
+		if body != nil {
+			b, _ := json.Marshal(body)
+			rd = bytes.NewReader(b)
+		}
+		req, _ := http.NewRequest(method, base+path, rd)
+		req.Header.Set("Content-Type", "application/json")
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if resp, err := http.Get(base + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node not ready")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st, b := call("POST", "/api/v1/sessions", "", map[string]string{"username": "sup", "password": "supervisor-password"})
+	var ses struct{ Token string }
+	json.Unmarshal(b, &ses)
+	if st != 201 || ses.Token == "" {
+		t.Fatalf("sign in: %d %s", st, b)
+	}
+	tok := ses.Token
+	if st, b := call("POST", "/api/v1/units", tok, map[string]any{"id": "P1", "call_sign": "Беркут-1", "agency": "police", "kind": "car"}); st != 201 {
+		t.Fatalf("unit: %d %s", st, b)
+	}
+	if st, b := call("POST", "/api/v1/units/P1/shift", tok, map[string]any{"on_shift": true}); st != 200 {
+		t.Fatalf("shift: %d %s", st, b)
+	}
+	st, b = call("POST", "/api/v1/units/P1/devices", tok, map[string]any{"id": "tracker-1"})
+	var dev struct{ Token string }
+	json.Unmarshal(b, &dev)
+	if st != 201 || dev.Token == "" {
+		t.Fatalf("device: %d %s", st, b)
+	}
+	// The tracker learns about P1 from the journal; then the fix is taken.
+	var ingested bool
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		st, b = call("GET", fmt.Sprintf("/ingest/osmand?id=tracker-1&lat=43.2383&lon=76.9458&timestamp=%d&token=%s", time.Now().Unix(), dev.Token), "", nil)
+		if st == 200 {
+			ingested = true
+			break
+		}
+		if st != 404 {
+			t.Fatalf("ingest: %d %s", st, b)
+		}
+	}
+	if !ingested {
+		t.Fatalf("ingest never accepted: %d %s", st, b)
+	}
+	pos, err := rdb.GeoPos(ctx, "kuzet:gis:units-available", "P1").Result()
+	if err != nil || len(pos) != 1 || pos[0] == nil || pos[0].Latitude < 43.23 || pos[0].Latitude > 43.24 {
+		t.Fatalf("Redis GEO key: %v %v", pos, err)
+	}
+	if st, b := call("GET", "/api/v1/positions", tok, nil); st != 200 || !strings.Contains(string(b), `"unit_id":"P1"`) {
+		t.Fatalf("positions: %d %s", st, b)
+	}
+	st, b = call("POST", "/api/v1/incidents", tok, map[string]any{"type": "THEFT", "location": map[string]float64{"lat": 43.24, "lon": 76.93}})
+	if st != 201 || !strings.Contains(string(b), `"sector":"S1"`) {
+		t.Fatalf("incident sector from --sectors: %d %s", st, b)
+	}
+	// A new sector set is stored in Redis with a new version for the others.
+	v0, _ := rdb.Get(ctx, "kuzet:gis:sectors-version").Int64()
+	st, b = call("PUT", "/api/v1/sectors", tok, json.RawMessage(`{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"id":"S2","name":"Медеу"},"geometry":{"type":"Polygon","coordinates":[[[76.90,43.20],[77.00,43.20],[77.00,43.30],[76.90,43.20]]]}}]}`))
+	if st != 200 {
+		t.Fatalf("PUT sectors: %d %s", st, b)
+	}
+	if v1, _ := rdb.Get(ctx, "kuzet:gis:sectors-version").Int64(); v1 != v0+1 {
+		t.Fatalf("sectors version %d → %d", v0, v1)
+	}
+	if s, _ := rdb.Get(ctx, "kuzet:gis:sectors").Result(); !strings.Contains(s, "S2") {
+		t.Fatal("sectors not in Redis")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("node did not stop")
+	}
+}
