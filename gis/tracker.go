@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,6 +75,9 @@ type Tracker struct {
 
 	closeOnce sync.Once
 	done      chan struct{}
+	// self starts every update this node publishes ({"n":"<NodeID>"):
+	// Run skips its own messages without decoding a thousand fixes.
+	self string
 }
 
 // NewTracker validates cfg and, with Redis, subscribes to the update channel
@@ -107,7 +111,9 @@ func NewTracker(ctx context.Context, cfg TrackerConfig) (*Tracker, error) {
 		cfg.NodeID = hex.EncodeToString(b[:])
 	}
 	cfg.Rules = cfg.Rules.withDefaults()
+	nodeJSON, _ := json.Marshal(cfg.NodeID)
 	t := &Tracker{
+		self:  `{"n":` + string(nodeJSON),
 		cfg:   cfg,
 		ix:    NewIndex(),
 		cams:  NewCameraIndex(),
@@ -632,6 +638,9 @@ func (t *Tracker) Run(ctx context.Context) error {
 }
 
 func (t *Tracker) apply(payload string) {
+	if strings.HasPrefix(payload, t.self) {
+		return // our own: already applied locally
+	}
 	var u update
 	if err := json.Unmarshal([]byte(payload), &u); err != nil {
 		t.log.Warn("bad update message", "err", err)

@@ -321,16 +321,20 @@ func BenchmarkGISIngestOsmAnd(b *testing.B) {
 }
 
 // BenchmarkGISIngestBatch: POST /api/v1/positions/batch with 1,000 fixes
-// per request (a gateway), 4 clients, 10,000 units; embedded and Redis.
+// per request (a gateway), 4 clients, 10,000 units; embedded, Redis with
+// the test server's journal policy (AOF, appendfsync always), and a
+// positions-only Redis without AOF (positions are durability class B).
 func BenchmarkGISIngestBatch(b *testing.B) {
-	for _, withRedis := range []bool{false, true} {
-		name := "embedded"
-		if withRedis {
-			name = "redis"
-		}
+	for _, name := range []string{"embedded", "redis-aof-always", "redis-no-aof"} {
 		b.Run(name, func(b *testing.B) {
 			const units, per = 10_000, 1000
+			withRedis := name != "embedded"
 			g := newGISBench(b, withRedis, units)
+			if name == "redis-no-aof" {
+				if err := g.rdb.ConfigSet(context.Background(), "appendonly", "no").Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
 			tok := g.tokens[auth.RoleAdmin]
 			total := b.N
 			// Bodies prepared up front; body k moves units k*1000.. at time
