@@ -65,6 +65,14 @@ type Call struct {
 	EndedAt      *time.Time `json:"ended_at,omitempty"`
 	Operator     string     `json:"operator,omitempty"`
 	IncidentID   string     `json:"incident_id,omitempty"`
+	// Intake (intake_events.go): the triage queue, the PBX's call id and
+	// line, where a PBX transferred the call, and the handset's AML fix,
+	// kept apart from Location until the operator chooses to use it.
+	Queue         string       `json:"queue"`
+	PBXCallID     string       `json:"pbx_call_id,omitempty"`
+	Line          string       `json:"line,omitempty"`
+	TransferredTo string       `json:"transferred_to,omitempty"`
+	AML           *AMLLocation `json:"aml,omitempty"`
 }
 
 // IncidentStatus is the life cycle of an incident.
@@ -143,6 +151,12 @@ type Incident struct {
 	DispatchedAt *time.Time     `json:"dispatched_at,omitempty"`
 	ClosedAt     *time.Time     `json:"closed_at,omitempty"`
 	UpdatedAt    time.Time      `json:"updated_at"`
+	// Merges are the calls, reports and incidents merged into this one
+	// (intake_events.go); MergedInto is set while this incident is closed
+	// as a duplicate of another.
+	Merges     []Merge  `json:"merges,omitempty"`
+	MergedInto string   `json:"merged_into,omitempty"`
+	ReportIDs  []string `json:"report_ids,omitempty"`
 }
 
 // ActiveAssignment returns the unit's active assignment on this incident.

@@ -19,6 +19,11 @@ type State struct {
 	Incidents map[string]*Incident
 	Units     map[string]*Unit
 	Alerts    map[string]*Alert
+	Reports   map[string]*Report // intake_events.go
+	// reportTokens maps status token hashes to reports; pbxCalls maps PBX
+	// call ids to calls.
+	reportTokens map[string]string
+	pbxCalls     map[string]string
 	// versions of aggregates that have no object of their own here
 	versions map[string]uint64
 
@@ -34,11 +39,15 @@ func newState(prefix string, loc *time.Location) *State {
 		Incidents: make(map[string]*Incident),
 		Units:     make(map[string]*Unit),
 		Alerts:    make(map[string]*Alert),
+		Reports:   make(map[string]*Report),
 		versions:  make(map[string]uint64),
 		prefix:    prefix,
 		loc:       loc,
 		counter:   make(map[int]int),
 		numbers:   make(map[string]string),
+
+		reportTokens: make(map[string]string),
+		pbxCalls:     make(map[string]string),
 	}
 }
 
@@ -61,6 +70,10 @@ func (s *State) Version(agg string) uint64 {
 	case "alert":
 		if a := s.Alerts[id]; a != nil {
 			return a.Version
+		}
+	case "report":
+		if rp := s.Reports[id]; rp != nil {
+			return rp.Version
 		}
 	}
 	return s.versions[agg]
@@ -98,6 +111,7 @@ func (s *State) apply(r journal.Record) error {
 				ID: p.CallID, Channel: p.Channel, CallerNumber: p.CallerNumber, CallerName: p.CallerName,
 				Language: p.Language, Location: p.Location, Summary: p.Summary, ReceivedAt: p.ReceivedAt,
 			}
+			err = s.applyCallIntake(r)
 		}
 	case EvCallAnswered:
 		var p CallAnswered
@@ -270,6 +284,9 @@ func (s *State) apply(r journal.Record) error {
 			}
 			a.Kind, a.IncidentID, a.UnitID, a.Message, a.RaisedAt, a.Active = p.Kind, p.IncidentID, p.UnitID, p.Message, r.Time, true
 		}
+	case EvReportReceived, EvReportStatus, EvReportLinked, EvReportConverted, EvCallQueue,
+		EvCallAMLLocated, EvCallTransferred, EvIncidentMerged, EvMergeUndone:
+		err = s.applyIntake(r)
 	case EvAlertCleared:
 		var p AlertCleared
 		if p, err = decode[AlertCleared](r); err == nil {
@@ -306,6 +323,11 @@ func (s *State) setVersion(agg string, v uint64, t time.Time) {
 	case "alert":
 		if a := s.Alerts[id]; a != nil {
 			a.Version = v
+			return
+		}
+	case "report":
+		if rp := s.Reports[id]; rp != nil {
+			rp.Version, rp.UpdatedAt = v, t
 			return
 		}
 	}

@@ -48,6 +48,9 @@ type Config struct {
 	ClientQueue int
 	// WriteTimeout cuts off a WebSocket client that does not read; default 10 s.
 	WriteTimeout time.Duration
+	// Intake configures the PBX, AML, citizen report and chat-bot doors
+	// (intake.go).
+	Intake IntakeConfig
 	// Tracker is live tracking (gis.go); nil disables the gis endpoints.
 	Tracker *gis.Tracker
 	GIS     GISConfig
@@ -67,6 +70,8 @@ type Server struct {
 
 	draining atomic.Bool
 	gis      *gisArea // nil without Config.Tracker
+
+	in *intakeState // intake.go
 }
 
 // New builds the server and registers its hub with the dispatch service.
@@ -104,6 +109,10 @@ func New(cfg Config) (*Server, error) {
 		s.origins[strings.ToLower(u.Scheme+"://"+u.Host)] = true
 	}
 	s.hub = newHub(s)
+	var err error
+	if s.in, err = newIntakeState(cfg.Intake, cfg.Logger); err != nil {
+		return nil, err
+	}
 	s.svc.OnApplied(s.hub.publish)
 	s.svc.OnApplied(func(r journalRecord, _ *dispatch.State) { s.metrics.eventsApplied.Inc() })
 	// Each area of the system adds its routes from its own file; every

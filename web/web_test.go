@@ -66,7 +66,8 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	srv, err := New(Config{Dispatch: svc, Auth: authn, ClientQueue: 512 << 10, WriteTimeout: 2 * time.Second,
-		Tracker: tr, GIS: GISConfig{Sectors: sectors, Feed: feed, Watch: gis.WatcherConfig{Interval: 50 * time.Millisecond}}})
+		Tracker: tr, GIS: GISConfig{Sectors: sectors, Feed: feed, Watch: gis.WatcherConfig{Interval: 50 * time.Millisecond}},
+		Intake: intakeFixtureConfig(t, dir)})
 	if err != nil {
 		t.Fatal(err)
 	}

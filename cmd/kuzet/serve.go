@@ -13,6 +13,7 @@ import (
 	_ "time/tzdata" // incident numbers follow the centre's time zone on any machine
 
 	"github.com/kuzet/kuzet/internal/node"
+	"github.com/kuzet/kuzet/web"
 )
 
 func serve(args []string) int {
@@ -30,6 +31,20 @@ func serve(args []string) int {
 	osrm := f.str("osrm", "KUZET_OSRM_URL", "", "OSRM server URL (http://host:5000) for driving-time ETAs in recommendations; empty = straight-line distance × 1.4 ÷ speed")
 	staleAfter := f.dur("stale-after", "KUZET_STALE_AFTER", time.Minute, "a unit on duty with no position for this long raises a \"signal stale\" alert")
 	maxAccuracy := f.str("max-accuracy", "KUZET_MAX_ACCURACY", "100", "metres: a unit whose latest fix is less accurate raises a \"fix inaccurate\" alert")
+	// Intake doors. Secrets: prefer the environment variables (a flag's
+	// value shows in the process list); they are never logged.
+	ctiToken := f.str("cti-token", "KUZET_CTI_TOKEN", "", "bearer token the PBX adapter sends to /ingest/cti (deploy/asterisk/); empty disables the PBX door")
+	amlKey := f.str("aml-hmac-key", "KUZET_AML_HMAC_KEY", "", "key agreed with the handset vendors for the AML HTTPS hmac (ETSI TS 103 625); empty disables /ingest/aml")
+	amlAlg := f.str("aml-hmac-algorithm", "KUZET_AML_HMAC_ALGORITHM", "sha1", "AML hmac algorithm: sha1 (deployed endpoints) or sha256")
+	amlWait := f.dur("aml-wait", "KUZET_AML_WAIT", 2*time.Minute, "how long an AML fix waits for the PBX to offer its call")
+	smsToken := f.str("sms-token", "KUZET_SMS_TOKEN", "", "bearer token the SMS gateway sends to /ingest/aml-sms; empty disables it")
+	tgToken := f.str("telegram-token", "KUZET_TELEGRAM_TOKEN", "", "Telegram bot token from @BotFather; empty disables /ingest/telegram")
+	tgSecret := f.str("telegram-secret", "KUZET_TELEGRAM_SECRET", "", "secret_token given to setWebhook, checked in X-Telegram-Bot-Api-Secret-Token (1-256 of A-Z a-z 0-9 _ -)")
+	tgAPI := f.str("telegram-api", "KUZET_TELEGRAM_API", "https://api.telegram.org", "Telegram Bot API base URL (a local Bot API server, or a proxy)")
+	mediaDir := f.str("media-dir", "KUZET_MEDIA_DIR", "", "directory for citizen photos, video and voice, stored by SHA-256 (default <data>/media)")
+	reportRate := f.str("report-rate", "KUZET_REPORT_RATE", "6/1m", "citizen reports allowed per client address: N/duration burst, e.g. 6/1m (burst N, one more every duration/N)")
+	chatRate := f.str("chat-rate", "KUZET_CHAT_RATE", "30/1m", "web-chat turns allowed per client address, same form as --report-rate")
+	statusURL := f.str("status-url", "KUZET_STATUS_URL", "/report/status/", "public address citizens' status tokens are appended to, e.g. https://102.example.kz/report/status/")
 	level := f.str("log-level", "KUZET_LOG_LEVEL", "info", "debug, info, warn or error")
 	format := f.str("log-format", "KUZET_LOG_FORMAT", "text", "text or json")
 	if !f.parse(args) {
@@ -45,6 +60,16 @@ func serve(args []string) int {
 		fmt.Fprintf(os.Stderr, "kuzet: --max-accuracy %q must be a number of metres above 0\n", *maxAccuracy)
 		return 2
 	}
+	repN, repRate, err := parseRate(*reportRate)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kuzet: --report-rate: %v\n", err)
+		return 2
+	}
+	chatN, chatPerS, err := parseRate(*chatRate)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kuzet: --chat-rate: %v\n", err)
+		return 2
+	}
 	var allowed []string
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -57,6 +82,9 @@ func serve(args []string) int {
 		Addr: *addr, DataDir: *data, RedisURL: *redisURL, Centre: *centre, TimeZone: *tz,
 		CatalogueFile: *catalogue, AllowedOrigins: allowed, SessionTTL: *sessionTTL,
 		ShutdownTimeout: *shutdown, Logger: log,
+		Intake: web.IntakeConfig{CTIToken: *ctiToken, AMLHMACKey: []byte(*amlKey), AMLHMACAlgorithm: *amlAlg, AMLWait: *amlWait,
+			SMSToken: *smsToken, TelegramToken: *tgToken, TelegramSecret: *tgSecret, TelegramAPI: *tgAPI, MediaDir: *mediaDir,
+			ReportBurst: repN, ReportRate: repRate, ChatBurst: chatN, ChatRate: chatPerS, StatusURL: *statusURL},
 		SectorsFile: *sectors, OSRMURL: *osrm, StaleAfter: *staleAfter, MaxAccuracy: maxAcc,
 	})
 	if err != nil {

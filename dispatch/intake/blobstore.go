@@ -65,6 +65,32 @@ func NewBlobStore(cfg BlobStoreConfig) (*BlobStore, error) {
 // copying (a LimitReader one byte past the limit tells oversize from
 // exact size). On any error nothing is left in the store.
 func (s *BlobStore) Put(r io.Reader, declared string) (MediaRef, error) {
+	var created bool
+	return s.put(r, declared, &created)
+}
+
+// PutNew is Put that also reports whether this call stored new content
+// (false when identical content was already there). A request that stores
+// several files and then fails removes the ones it created (Remove), so a
+// rejected upload leaves nothing behind without deleting media another
+// report already refers to.
+func (s *BlobStore) PutNew(r io.Reader, declared string) (MediaRef, bool, error) {
+	var created bool
+	ref, err := s.put(r, declared, &created)
+	return ref, created, err
+}
+
+// Remove deletes a blob; see PutNew for the one safe use.
+func (s *BlobStore) Remove(sum string) error {
+	f, err := s.Open(sum) // validates sum
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(s.path(sum))
+}
+
+func (s *BlobStore) put(r io.Reader, declared string, created *bool) (MediaRef, error) {
 	head := make([]byte, SniffLen)
 	n, err := io.ReadFull(r, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
@@ -127,7 +153,7 @@ func (s *BlobStore) Put(r io.Reader, declared string) (MediaRef, error) {
 	if err := os.Rename(tmpName, final); err != nil {
 		return MediaRef{}, fmt.Errorf("blob store: %w", err)
 	}
-	ok = true
+	ok, *created = true, true
 	// The rename is durable only once the directory entry is.
 	if d, err := os.Open(filepath.Dir(final)); err == nil {
 		d.Sync()

@@ -41,6 +41,9 @@ type Config struct {
 	SessionTTL      time.Duration
 	ShutdownTimeout time.Duration
 	Logger          *slog.Logger
+	// Intake doors (web/intake.go): PBX, AML, citizen reports, chat-bot.
+	// Intake.MediaDir defaults to <DataDir>/media.
+	Intake web.IntakeConfig
 
 	// Tracking (gis.go).
 	SectorsFile string        // GeoJSON FeatureCollection of patrol sectors loaded at start
@@ -170,7 +173,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if st.Redis != nil {
 		ready = func(ctx context.Context) error { return st.Redis.Ping(ctx).Err() }
 	}
-	srv, err := web.New(web.Config{Dispatch: svc, Auth: authn, Logger: log, Metrics: metrics, AllowedOrigins: cfg.AllowedOrigins, Ready: ready,
+	if cfg.Intake.MediaDir == "" {
+		cfg.Intake.MediaDir = filepath.Join(cfg.DataDir, "media")
+	}
+	srv, err := web.New(web.Config{Dispatch: svc, Auth: authn, Logger: log, Metrics: metrics, AllowedOrigins: cfg.AllowedOrigins, Ready: ready, Intake: cfg.Intake,
 		Tracker: trk.tracker, GIS: trk.web})
 	if err != nil {
 		return err
