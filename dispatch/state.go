@@ -287,6 +287,8 @@ func (s *State) apply(r journal.Record) error {
 	case EvReportReceived, EvReportStatus, EvReportLinked, EvReportConverted, EvCallQueue,
 		EvCallAMLLocated, EvCallTransferred, EvIncidentMerged, EvMergeUndone:
 		err = s.applyIntake(r)
+	case EvVideoViewed: // audit only (video_events.go): nothing to project beyond the view's version
+		_, err = decode[VideoViewed](r)
 	case EvAlertCleared:
 		var p AlertCleared
 		if p, err = decode[AlertCleared](r); err == nil {

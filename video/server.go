@@ -85,6 +85,7 @@ type stream struct {
 type session struct {
 	id       string
 	streamID string
+	owner    Principal // who created it; only they may DELETE it
 	pc       *webrtc.PeerConnection
 	viewer   *viewer // nil for a publisher
 	stop     func(reason string)
@@ -145,6 +146,47 @@ func (s *Server) Streams() []StreamInfo {
 			Dropped: f.dropped.Load(), KeyframeCached: f.keyframeCached(), Since: f.startedAt})
 	}
 	return out
+}
+
+// SessionOwner returns the principal that created a WHIP or WHEP session
+// on streamID, so the web layer can let only that principal end it.
+func (s *Server) SessionOwner(streamID, sessionID string) (Principal, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ss := s.sessions[sessionID]
+	if ss == nil || ss.streamID != streamID {
+		return Principal{}, false
+	}
+	return ss.owner, true
+}
+
+// Live reports whether streamID has a live source on this node.
+func (s *Server) Live(streamID string) bool {
+	s.mu.Lock()
+	st := s.streams[streamID]
+	s.mu.Unlock()
+	if st == nil {
+		return false
+	}
+	select {
+	case <-st.ready:
+		return st.fwd != nil && st.err == nil
+	default:
+		return false
+	}
+}
+
+// LiveAnywhere reports whether streamID is live on this node or, with the
+// Redis registry, on another node of the cluster.
+func (s *Server) LiveAnywhere(ctx context.Context, streamID string) (bool, error) {
+	if s.Live(streamID) {
+		return true, nil
+	}
+	owner, err := s.reg.lookup(ctx, streamID)
+	if err != nil {
+		return false, err
+	}
+	return owner != "", nil
 }
 
 // Run refreshes this node's stream registry entries until ctx ends.

@@ -122,7 +122,7 @@ func (s *Server) startViewer(st *stream, offer []byte, oc offerCodecs, who Princ
 			v.stop("peer gone")
 		}
 	})
-	ss := &session{id: newSessionID(), streamID: st.id, pc: pc, viewer: v, stop: v.stop}
+	ss := &session{id: newSessionID(), streamID: st.id, owner: who, pc: pc, viewer: v, stop: v.stop}
 	if err := s.addSession(ss); err != nil {
 		return fail(err)
 	}

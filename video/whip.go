@@ -161,7 +161,7 @@ func (s *Server) startPublisher(ctx context.Context, streamID string, offer []by
 		closePC()
 		return abort(fmt.Errorf("video: ICE gathering did not finish in 5s; check ICEServers"))
 	}
-	ss := &session{id: newSessionID(), streamID: streamID, pc: pc, stop: stop}
+	ss := &session{id: newSessionID(), streamID: streamID, owner: pub, pc: pc, stop: stop}
 	if err := s.addSession(ss); err != nil {
 		closePC()
 		return abort(err)

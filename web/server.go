@@ -31,6 +31,7 @@ import (
 	"github.com/kuzet/kuzet/dispatch"
 	"github.com/kuzet/kuzet/gis"
 	"github.com/kuzet/kuzet/internal/auth"
+	"github.com/kuzet/kuzet/video"
 )
 
 // Config configures the web layer.
@@ -54,6 +55,12 @@ type Config struct {
 	// Tracker is live tracking (gis.go); nil disables the gis endpoints.
 	Tracker *gis.Tracker
 	GIS     GISConfig
+	// Video serves WHIP/WHEP (video.go); nil answers 503 on those routes.
+	Video *video.Server
+	// Cameras is the camera registry behind /api/v1/cameras.
+	Cameras *video.Cameras
+	// VideoAudit journals views; its queue is video.Config.OnView.
+	VideoAudit *VideoAudit
 }
 
 // Server holds the HTTP handlers.

@@ -65,9 +65,10 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	vf := newVideoFixture(t, svc) // video_test.go
 	srv, err := New(Config{Dispatch: svc, Auth: authn, ClientQueue: 512 << 10, WriteTimeout: 2 * time.Second,
 		Tracker: tr, GIS: GISConfig{Sectors: sectors, Feed: feed, Watch: gis.WatcherConfig{Interval: 50 * time.Millisecond}},
-		Intake: intakeFixtureConfig(t, dir)})
+		Intake: intakeFixtureConfig(t, dir), Video: vf.srv, Cameras: vf.cams, VideoAudit: vf.audit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +85,7 @@ func newFixture(t *testing.T) *fixture {
 		srv.Drain(context.Background())
 		stopGIS()
 		<-gisDone
+		vf.close() // video views end and are journalled before the service closes
 		svc.Close()
 		j.Close()
 	})

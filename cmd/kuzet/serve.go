@@ -30,6 +30,7 @@ func serve(args []string) int {
 	sectors := f.str("sectors", "KUZET_SECTORS", "", "GeoJSON FeatureCollection file of patrol sectors (Polygon/MultiPolygon with properties id and name) loaded at start; replaces the set saved by PUT /api/v1/sectors")
 	osrm := f.str("osrm", "KUZET_OSRM_URL", "", "OSRM server URL (http://host:5000) for driving-time ETAs in recommendations; empty = straight-line distance × 1.4 ÷ speed")
 	staleAfter := f.dur("stale-after", "KUZET_STALE_AFTER", time.Minute, "a unit on duty with no position for this long raises a \"signal stale\" alert")
+	mapInterval := f.dur("map-interval", "KUZET_MAP_INTERVAL", 100*time.Millisecond, "how often map clients get coalesced position batches; shorter is fresher and costs more CPU")
 	maxAccuracy := f.str("max-accuracy", "KUZET_MAX_ACCURACY", "100", "metres: a unit whose latest fix is less accurate raises a \"fix inaccurate\" alert")
 	// Intake doors. Secrets: prefer the environment variables (a flag's
 	// value shows in the process list); they are never logged.
@@ -45,6 +46,7 @@ func serve(args []string) int {
 	reportRate := f.str("report-rate", "KUZET_REPORT_RATE", "6/1m", "citizen reports allowed per client address: N/duration burst, e.g. 6/1m (burst N, one more every duration/N)")
 	chatRate := f.str("chat-rate", "KUZET_CHAT_RATE", "30/1m", "web-chat turns allowed per client address, same form as --report-rate")
 	statusURL := f.str("status-url", "KUZET_STATUS_URL", "/report/status/", "public address citizens' status tokens are appended to, e.g. https://102.example.kz/report/status/")
+	videoCfg := videoFlags(f) // videoflags.go
 	level := f.str("log-level", "KUZET_LOG_LEVEL", "info", "debug, info, warn or error")
 	format := f.str("log-format", "KUZET_LOG_FORMAT", "text", "text or json")
 	if !f.parse(args) {
@@ -70,6 +72,11 @@ func serve(args []string) int {
 		fmt.Fprintf(os.Stderr, "kuzet: --chat-rate: %v\n", err)
 		return 2
 	}
+	vcfg, err := videoCfg()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kuzet:", err)
+		return 2
+	}
 	var allowed []string
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -85,7 +92,8 @@ func serve(args []string) int {
 		Intake: web.IntakeConfig{CTIToken: *ctiToken, AMLHMACKey: []byte(*amlKey), AMLHMACAlgorithm: *amlAlg, AMLWait: *amlWait,
 			SMSToken: *smsToken, TelegramToken: *tgToken, TelegramSecret: *tgSecret, TelegramAPI: *tgAPI, MediaDir: *mediaDir,
 			ReportBurst: repN, ReportRate: repRate, ChatBurst: chatN, ChatRate: chatPerS, StatusURL: *statusURL},
-		SectorsFile: *sectors, OSRMURL: *osrm, StaleAfter: *staleAfter, MaxAccuracy: maxAcc,
+		SectorsFile: *sectors, OSRMURL: *osrm, StaleAfter: *staleAfter, MaxAccuracy: maxAcc, MapInterval: *mapInterval,
+		Video: vcfg,
 	})
 	if err != nil {
 		log.Error("kuzet serve failed", "err", err)
