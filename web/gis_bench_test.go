@@ -39,6 +39,9 @@ import (
 
 const benchClients = 8
 
+// benchFeedInterval is the map feed's coalescing period (0 = default 250 ms).
+var benchFeedInterval time.Duration
+
 type gisBench struct {
 	srv     *Server
 	svc     *dispatch.Service
@@ -76,7 +79,7 @@ func newGISBench(b *testing.B, withRedis bool, units int) *gisBench {
 		b.Fatal(err)
 	}
 	authn, _ := auth.New(auth.Config{Store: store})
-	feed, _ := gis.NewFeed(gis.FeedConfig{})
+	feed, _ := gis.NewFeed(gis.FeedConfig{Interval: benchFeedInterval})
 	g := &gisBench{svc: svc, feed: feed, store: store, authn: authn, tokens: map[auth.Role]string{}}
 	tc := gis.TrackerConfig{OnUpdate: feed.Publish}
 	if withRedis {
@@ -391,9 +394,17 @@ func BenchmarkGISIngestBatch(b *testing.B) {
 //
 //	go test -run '^$' -bench 'GISFanout' -benchtime 1x ./web/
 func BenchmarkGISFanout(b *testing.B) {
+	for _, iv := range []time.Duration{250 * time.Millisecond, 100 * time.Millisecond} {
+		b.Run("interval="+iv.String(), func(b *testing.B) { benchFanout(b, iv) })
+	}
+}
+
+func benchFanout(b *testing.B, interval time.Duration) {
 	const units, nClients = 10_000, 1000
 	dur := 10 * time.Second
+	benchFeedInterval = interval
 	g := newGISBench(b, false, units)
+	benchFeedInterval = 0
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go g.feed.Run(ctx)

@@ -40,7 +40,13 @@ type tracking struct {
 // (saved for the other nodes in Redis mode), else the last set saved by
 // PUT /api/v1/sectors.
 func openTracking(ctx context.Context, cfg Config, st *Storage, log *slog.Logger) (*tracking, error) {
-	feed, err := gis.NewFeed(gis.FeedConfig{})
+	if cfg.MapInterval <= 0 {
+		// 100 ms, not 250: a fix waits for the next flush, so the interval
+		// is the floor of the map's p99 delay (target 250 ms); measured in
+		// web/gis_bench_test.go BenchmarkGISFanout.
+		cfg.MapInterval = 100 * time.Millisecond
+	}
+	feed, err := gis.NewFeed(gis.FeedConfig{Interval: cfg.MapInterval})
 	if err != nil {
 		return nil, err
 	}
