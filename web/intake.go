@@ -710,7 +710,7 @@ type dupCandidate struct {
 
 // recentItems collects what a new item may duplicate: open incidents and
 // calls and reports of the duplicate window, as "kind:id".
-func (s *Server) recentItems(now time.Time) []ik.DupItem {
+func (s *Server) recentItems(now time.Time) *ik.DupSet {
 	var out []ik.DupItem
 	since := now.Add(-10 * time.Minute)
 	s.svc.View(func(st *dispatch.State) {
@@ -748,7 +748,7 @@ func (s *Server) recentItems(now time.Time) []ik.DupItem {
 			out = append(out, it)
 		}
 	})
-	return out
+	return ik.NewDupSet(out)
 }
 
 // callPoint is where a call is: the operator's location, else the AML fix.
@@ -762,10 +762,10 @@ func callPoint(c *dispatch.Call) *dispatch.Location {
 	return nil
 }
 
-func candidates(item ik.DupItem, recent []ik.DupItem) []dupCandidate {
+func candidates(item ik.DupItem, recent *ik.DupSet) []dupCandidate {
 	out := []dupCandidate{}
 	self := item.ID
-	for _, c := range ik.ScoreDuplicates(item, recent, ik.DupConfig{}) {
+	for _, c := range recent.Score(item, ik.DupConfig{}) {
 		if c.ID == self {
 			continue
 		}

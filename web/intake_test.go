@@ -57,11 +57,11 @@ const (
 )
 
 // botAPIs holds each test's local Bot API server, found by test name.
-var botAPIs sync.Map // *testing.T → *botAPI
+var botAPIs sync.Map // testing.TB → *botAPI
 
 // intakeFixtureConfig configures every door of the fixture: a local
 // server speaking the Telegram Bot API's JSON, media under dir.
-func intakeFixtureConfig(t *testing.T, dir string) IntakeConfig {
+func intakeFixtureConfig(t testing.TB, dir string) IntakeConfig {
 	api := &botAPI{files: map[string][]byte{}, ids: map[string]string{}}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
@@ -203,7 +203,7 @@ func offered(id, number string, at time.Time) string {
 	return fmt.Sprintf(`{"type":"offered","call_id":%q,"time":%q,"caller_number":%q,"line":"102-1","trunk":"kcell-sip"}`, id, at.Format(time.RFC3339Nano), number)
 }
 
-func decodeAs[T any](t *testing.T, a answer) T {
+func decodeAs[T any](t testing.TB, a answer) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(a.body, &v); err != nil {

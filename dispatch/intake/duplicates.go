@@ -47,6 +47,31 @@ type DupCandidate struct {
 // ringing back from the same number (0.7) is a duplicate on its own;
 // 150 m and 2 minutes apart scores 0.47; similar text adds to either.
 func ScoreDuplicates(item DupItem, recent []DupItem, cfg DupConfig) []DupCandidate {
+	return NewDupSet(recent).Score(item, cfg)
+}
+
+// DupSet is a set of recent items with their text tokens computed once,
+// for scoring many new items against the same set (the intake queue
+// scores every row against every recent item: tokenising once per set
+// instead of once per pair is what keeps that linear in the text).
+// It is read-only after NewDupSet and safe for concurrent use.
+type DupSet struct {
+	items  []DupItem
+	tokens [][]uint64
+}
+
+// NewDupSet prepares recent for scoring.
+func NewDupSet(recent []DupItem) *DupSet {
+	d := &DupSet{items: recent, tokens: make([][]uint64, len(recent))}
+	for i := range recent {
+		d.tokens[i] = textTokens(recent[i].Text)
+	}
+	return d
+}
+
+// Score is ScoreDuplicates against the set.
+func (d *DupSet) Score(item DupItem, cfg DupConfig) []DupCandidate {
+	recent := d.items
 	if cfg.Radius <= 0 {
 		cfg.Radius = 300
 	}
@@ -64,7 +89,7 @@ func ScoreDuplicates(item DupItem, recent []DupItem, cfg DupConfig) []DupCandida
 	}
 	itemTokens := textTokens(item.Text)
 	var out []DupCandidate
-	for _, r := range recent {
+	for i, r := range recent {
 		if r.ID == item.ID {
 			continue
 		}
@@ -78,9 +103,18 @@ func ScoreDuplicates(item DupItem, recent []DupItem, cfg DupConfig) []DupCandida
 		c := DupCandidate{ID: r.ID, DistanceM: -1, Gap: gap}
 		miss := 1.0
 		tf := 1 - float64(gap)/float64(cfg.Window) // 1 now … 0 at window
+		far := false
 		if item.HasPoint && r.HasPoint {
-			c.DistanceM = HaversineM(item.Lat, item.Lon, r.Lat, r.Lon)
-			if c.DistanceM <= cfg.Radius {
+			// The great-circle distance is at least the meridian arc
+			// between the latitudes, so most far pairs skip the
+			// trigonometry; their distance is computed only if another
+			// signal makes them a candidate.
+			if math.Abs(item.Lat-r.Lat)*metresPerDegreeLat > cfg.Radius {
+				far = true
+			} else {
+				c.DistanceM = HaversineM(item.Lat, item.Lon, r.Lat, r.Lon)
+			}
+			if !far && c.DistanceM <= cfg.Radius {
 				df := 1 - c.DistanceM/cfg.Radius
 				s := 0.2 + 0.6*df*(0.5+0.5*tf)
 				miss *= 1 - s
@@ -91,12 +125,15 @@ func ScoreDuplicates(item DupItem, recent []DupItem, cfg DupConfig) []DupCandida
 			miss *= 1 - 0.7
 			c.Reasons = append(c.Reasons, "same caller number "+r.Number)
 		}
-		if sim := tokenJaccard(itemTokens, textTokens(r.Text)); sim >= cfg.MinText {
+		if sim := tokenJaccard(itemTokens, d.tokens[i]); sim >= cfg.MinText {
 			miss *= 1 - 0.6*sim
 			c.Reasons = append(c.Reasons, fmt.Sprintf("similar text (%.0f%%)", sim*100))
 		}
 		c.Score = 1 - miss
 		if c.Score >= cfg.MinScore {
+			if far {
+				c.DistanceM = HaversineM(item.Lat, item.Lon, r.Lat, r.Lon)
+			}
 			out = append(out, c)
 		}
 	}
@@ -111,6 +148,11 @@ func ScoreDuplicates(item DupItem, recent []DupItem, cfg DupConfig) []DupCandida
 	}
 	return out
 }
+
+// metresPerDegreeLat is the meridian arc of one degree on HaversineM's
+// sphere (π·6371008.8/180 = 111195.08 m), rounded down so the bound in
+// Score never rejects a pair Haversine would accept.
+const metresPerDegreeLat = 111195
 
 // HaversineM is the great-circle distance in metres (mean Earth radius);
 // within a city the error against WGS 84 is under 0.5 %.
