@@ -19,8 +19,7 @@ import (
 	"github.com/kuzet/kuzet/internal/auth"
 )
 
-func (f *fixture) dial(t *testing.T, path string, hdr http.Header) (*websocket.Conn, *http.Response, error) {
-	t.Helper()
+func (f *fixture) dial(t testing.TB, path string, hdr http.Header) (*websocket.Conn, *http.Response, error) {
 	u := "ws" + strings.TrimPrefix(f.http.URL, "http") + path
 	d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
 	return d.Dial(u, hdr)

@@ -22,7 +22,7 @@ import (
 // fixture is a running server with one user per role, a unit, a call and
 // an incident the unit is assigned to.
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *Server
 	svc    *dispatch.Service
 	http   *httptest.Server
@@ -38,7 +38,12 @@ var (
 	passwordHash string
 )
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureTB(t) }
+
+// newBenchFixture is the same fixture for benchmarks.
+func newBenchFixture(b *testing.B) *fixture { return newFixtureTB(b) }
+
+func newFixtureTB(t testing.TB) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	j, err := filejournal.Open(filejournal.Config{Dir: dir})
