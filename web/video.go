@@ -34,11 +34,13 @@ import (
 var watchers = []auth.Role{auth.RoleCallTaker, auth.RoleDispatcher, auth.RoleSupervisor, auth.RoleViewer}
 
 // videoRoutes lists the video endpoints. It also registers the video
-// metrics on the server's registry, once, when video is configured.
+// metrics on the server's registry, once, when video is configured, and
+// mounts the video pages.
 func (s *Server) videoRoutes() []route {
 	if s.cfg.Video != nil {
 		s.metrics.Registry.MustRegister(newVideoCollector(s.cfg.Video.Metrics(), s.cfg.VideoAudit))
 	}
+	s.mountVideoUI() // video_ui.go: /wall and the WHIP/WHEP client module
 	ending := roles(field, watchers, []auth.Role{auth.RoleSupervisor})
 	return []route{
 		{method: "POST", pattern: "/whip/{stream}", roles: field, handler: s.whip},

@@ -58,7 +58,9 @@ func (a *VideoAudit) Run(ctx context.Context) error {
 	for {
 		select {
 		case ev := <-a.queue:
-			a.record(ctx, ev)
+			// Not cancelled with ctx: a report taken from the queue is
+			// finished (recordTimeout bounds it).
+			a.record(context.WithoutCancel(ctx), ev)
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 			defer cancel()
