@@ -619,10 +619,12 @@ func TestPositionsStream(t *testing.T) {
 	}
 	// Ten moves of M1 and M2 in quick succession and one in Astana arrive
 	// coalesced: each unit at most once per batch, M3 never.
+	sendStart := time.Now()
 	for i := 1; i <= 10; i++ {
 		at := t0.Add(time.Duration(i) * time.Second)
 		send(fx("M1", 43.24+float64(i)*0.001, 76.94, at), fx("M2", 43.25, 76.95+float64(i)*0.001, at), fx("M3", 51.17, 71.45+float64(i)*0.001, at))
 	}
+	sendTime := time.Since(sendStart)
 	last := map[string]float64{}
 	batches := 0
 	for !near(last["M1"], 43.25, 1e-9) || !near(last["M2"], 76.96, 1e-9) {
@@ -643,8 +645,9 @@ func TestPositionsStream(t *testing.T) {
 			last[u.ID] = map[bool]float64{true: u.Lat, false: u.Lon}[u.ID == "M1"]
 		}
 	}
-	if batches > 5 {
-		t.Fatalf("%d batches for 10 quick moves: not coalesced", batches)
+	// At most one batch per 250 ms flush while sending, plus the last.
+	if limit := int(sendTime/(250*time.Millisecond)) + 2; batches > limit || batches >= 10 {
+		t.Fatalf("%d batches for 10 moves sent in %s: not coalesced", batches, sendTime)
 	}
 	// Moving the map to Astana: a new snapshot with M3.
 	c.WriteJSON(map[string]any{"type": "subscribe", "bbox": []float64{71.3, 51.0, 71.6, 51.3}})
@@ -767,11 +770,30 @@ func TestPositionsStreamCutsOffSlowClient(t *testing.T) {
 		}
 	}
 	t.Logf("slow client cut off after %d flushes of 300 units", flushes)
-	// The fast map still gets full batches.
-	for n := range got {
-		if n == 300 {
-			break
+	// The fast map still gets full batches after the cut-off.
+	for drained := false; !drained; {
+		select {
+		case _, open := <-got:
+			if !open {
+				t.Fatal("the fast client was cut off too")
+			}
+		default:
+			drained = true
 		}
+	}
+	for i := range batch {
+		batch[i].Fix.Time = batch[i].Fix.Time.Add(time.Second)
+	}
+	if _, err := tr.UpdateBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	f.srv.gis.feed.Flush()
+	for full := false; !full; {
+		n, open := <-got
+		if !open {
+			t.Fatal("the fast client was cut off too")
+		}
+		full = n == 300
 	}
 	deadline = time.Now().Add(10 * time.Second)
 	for {
