@@ -382,6 +382,34 @@ func (c *Cameras) Get(id string) (Camera, bool) {
 	return cam, ok
 }
 
+// Fetch returns a camera for a new pull. With Redis it reads the record
+// from the shared hash and updates this node's copy, so a camera imported,
+// changed or deleted through another node is seen here at the next viewer
+// (Get and List serve this node's copy, loaded at start and kept by Put and
+// Delete on this node).
+func (c *Cameras) Fetch(ctx context.Context, id string) (Camera, bool, error) {
+	if c.rdb == nil {
+		cam, ok := c.Get(id)
+		return cam, ok, nil
+	}
+	v, err := c.rdb.HGet(ctx, camerasRedisKey, id).Result()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case errors.Is(err, redis.Nil):
+		delete(c.byID, id)
+		return Camera{}, false, nil
+	case err != nil:
+		return Camera{}, false, fmt.Errorf("video: read camera %q from redis: %w", id, err)
+	}
+	var ic importCamera
+	if err := json.Unmarshal([]byte(v), &ic); err != nil {
+		return Camera{}, false, fmt.Errorf("video: camera %q in redis: %w", id, err)
+	}
+	c.byID[id] = ic.camera()
+	return ic.camera(), true, nil
+}
+
 // List returns all cameras sorted by id.
 func (c *Cameras) List() []Camera {
 	c.mu.RLock()

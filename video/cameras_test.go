@@ -149,4 +149,24 @@ func TestCamerasRedisStore(t *testing.T) {
 	if n, _ := rdb.HLen(ctx, camerasRedisKey).Result(); n != 1 {
 		t.Fatalf("hash has %d cameras", n)
 	}
+	// The first registry still has c1 in memory; Fetch (used for a new
+	// pull) reads the shared hash and forgets it.
+	if _, ok := r.Get("c1"); !ok {
+		t.Fatal("first registry lost c1 before fetching")
+	}
+	if _, ok, err := r.Fetch(ctx, "c1"); ok || err != nil {
+		t.Fatalf("fetch deleted camera: %v %v", ok, err)
+	}
+	if _, ok := r.Get("c1"); ok {
+		t.Fatal("fetch did not drop the deleted camera")
+	}
+	// A camera added through the second registry is fetched by the first.
+	extra := cams[1]
+	extra.ID = "c9"
+	if err := r2.Put(ctx, extra); err != nil {
+		t.Fatal(err)
+	}
+	if c, ok, err := r.Fetch(ctx, "c9"); !ok || err != nil || c.RTSPURL != extra.RTSPURL {
+		t.Fatalf("fetch camera added elsewhere: %v %v %v", c, ok, err)
+	}
 }

@@ -281,7 +281,10 @@ func (s *Server) acquire(ctx context.Context, id string, kind StreamKind, camID 
 	var cam Camera
 	if kind == KindCamera {
 		var ok bool
-		if cam, ok = s.cfg.Cameras.Get(camID); !ok {
+		var err error
+		if cam, ok, err = s.cfg.Cameras.Fetch(ctx, camID); err != nil {
+			return nil, "", err
+		} else if !ok {
 			return nil, "", fmt.Errorf("%w %q: import it into the camera registry first", ErrUnknownCamera, camID)
 		}
 	}
