@@ -21,10 +21,10 @@ import (
 	"github.com/kuzet/kuzet/internal/redistest"
 )
 
-// TestTrackingOnRedis runs a whole node on a real redis-server with a
-// --sectors file: a device posts OsmAnd fixes, the position is in Redis
-// GEO keys and the API, an incident gets its sector, and a PUT of sectors
-// reaches Redis for the other nodes.
+// TestTrackingOnRedis runs two whole nodes on a real redis-server, the
+// first with a --sectors file: a device posts OsmAnd fixes to node A, the
+// position is in Redis GEO keys and in node B's API, an incident gets its
+// sector, and sectors replaced through node A reach node B.
 func TestTrackingOnRedis(t *testing.T) {
 	rs := redistest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -34,22 +34,37 @@ func TestTrackingOnRedis(t *testing.T) {
 	if _, err := auth.AddUser(ctx, auth.NewRedisStore(rdb), "sup", auth.RoleSupervisor, "", "supervisor-password"); err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	sectors := filepath.Join(dir, "sectors.geojson")
+	sectors := filepath.Join(t.TempDir(), "sectors.geojson")
 	os.WriteFile(sectors, []byte(`{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"id":"S1","name":"Алмалы"},
 	 "geometry":{"type":"Polygon","coordinates":[[[76.90,43.22],[76.96,43.22],[76.96,43.26],[76.90,43.26],[76.90,43.22]]]}}]}`), 0o600)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	done := make(chan error, 2)
+	start := func(sectorsFile string) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		go func() {
+			done <- Run(ctx, Config{Addr: addr, DataDir: t.TempDir(), RedisURL: rs.URL(), Centre: "ALA", TimeZone: "Asia/Almaty",
+				SectorsFile: sectorsFile, StaleAfter: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		}()
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return "http://" + addr
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("node not ready")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{Addr: addr, DataDir: dir, RedisURL: rs.URL(), Centre: "ALA", TimeZone: "Asia/Almaty",
-			SectorsFile: sectors, StaleAfter: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	}()
-	base := "http://" + addr
+	nodeA := start(sectors)
+	nodeB := start("")
+	base := nodeA
 	call := func(method, path, tok string, body any) (int, []byte) {
 		t.Helper()
 		var rd io.Reader
@@ -69,18 +84,6 @@ func TestTrackingOnRedis(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, b
-	}
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if resp, err := http.Get(base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("node not ready")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	st, b := call("POST", "/api/v1/sessions", "", map[string]string{"username": "sup", "password": "supervisor-password"})
 	var ses struct{ Token string }
@@ -123,6 +126,13 @@ func TestTrackingOnRedis(t *testing.T) {
 	if st, b := call("GET", "/api/v1/positions", tok, nil); st != 200 || !strings.Contains(string(b), `"unit_id":"P1"`) {
 		t.Fatalf("positions: %d %s", st, b)
 	}
+	// Node B learnt the fix through Redis (sessions are shared too).
+	eventually(t, "node B sees P1's position", func() bool {
+		base = nodeB
+		defer func() { base = nodeA }()
+		st, b := call("GET", "/api/v1/positions", tok, nil)
+		return st == 200 && strings.Contains(string(b), `"unit_id":"P1"`)
+	})
 	st, b = call("POST", "/api/v1/incidents", tok, map[string]any{"type": "THEFT", "location": map[string]float64{"lat": 43.24, "lon": 76.93}})
 	if st != 201 || !strings.Contains(string(b), `"sector":"S1"`) {
 		t.Fatalf("incident sector from --sectors: %d %s", st, b)
@@ -139,13 +149,30 @@ func TestTrackingOnRedis(t *testing.T) {
 	if s, _ := rdb.Get(ctx, "kuzet:gis:sectors").Result(); !strings.Contains(s, "S2") {
 		t.Fatal("sectors not in Redis")
 	}
+	eventually(t, "node B reloads the sectors", func() bool {
+		base = nodeB
+		defer func() { base = nodeA }()
+		st, b := call("GET", "/api/v1/sectors", tok, nil)
+		return st == 200 && strings.Contains(string(b), `"S2"`) && !strings.Contains(string(b), `"S1"`)
+	})
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
+	for range 2 {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("node did not stop")
 		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("node did not stop")
+	}
+}
+
+func eventually(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10 s", what)
+		}
 	}
 }
