@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twpayne/go-geom/encoding/geojson"
 
 	"github.com/kuzet/kuzet/dispatch"
@@ -77,6 +78,51 @@ type gisArea struct {
 	units   unitSync
 	devices deviceCache
 	sockets posSockets
+
+	requests *prometheus.CounterVec // kuzet_position_requests_total{source,status}
+	fixes    *prometheus.CounterVec // kuzet_position_fixes_total{source,result}
+	socketsG prometheus.Gauge       // kuzet_position_sockets
+}
+
+// registerVec adds a tracking metric to the server's registry, or returns
+// the one another server in the process registered first.
+func registerVec[T prometheus.Collector](reg *prometheus.Registry, c T) T {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if old, ok := are.ExistingCollector.(T); ok {
+				return old
+			}
+		}
+	}
+	return c
+}
+
+// counted records an ingest request's answer by source and status.
+func (g *gisArea) counted(source string, w http.ResponseWriter) {
+	status := http.StatusOK
+	if sw, ok := w.(*statusWriter); ok {
+		status = sw.status
+	}
+	g.requests.WithLabelValues(source, strconv.Itoa(status)).Inc()
+}
+
+// stored records fixes taken: applied ones moved a unit, older ones were
+// kept out of the index as late.
+func (g *gisArea) stored(source string, applied, older int) {
+	if applied > 0 {
+		g.fixes.WithLabelValues(source, "applied").Add(float64(applied))
+	}
+	if older > 0 {
+		g.fixes.WithLabelValues(source, "older").Add(float64(older))
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (s *Server) initGIS() {
@@ -103,6 +149,12 @@ func (s *Server) initGIS() {
 	g.rec = &gis.Recommender{Units: g.tr.Index(), ETA: c.ETA, AvailableStatuses: g.tr.AvailableStatuses()}
 	g.units.init()
 	g.devices.m = map[string]deviceEntry{}
+	reg := s.metrics.Registry
+	g.requests = registerVec(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kuzet_position_requests_total",
+		Help: "Position ingest requests by source (osmand, owntracks, terminal, batch) and HTTP status."}, []string{"source", "status"}))
+	g.fixes = registerVec(reg, prometheus.NewCounterVec(prometheus.CounterOpts{Name: "kuzet_position_fixes_total",
+		Help: "Valid fixes taken by source; result applied (moved the unit) or older (late, kept out of the index)."}, []string{"source", "result"}))
+	g.socketsG = registerVec(reg, prometheus.NewGauge(prometheus.GaugeOpts{Name: "kuzet_position_sockets", Help: "Open positions WebSockets."}))
 	s.gis = g
 	s.svc.OnApplied(g.units.listen)
 }
@@ -409,6 +461,7 @@ func (s *Server) ingestOsmAnd(w http.ResponseWriter, r *http.Request) {
 	if !s.gisReady(w, r) {
 		return
 	}
+	defer s.gis.counted("osmand", w)
 	var (
 		fix gis.Fix
 		err error
@@ -444,10 +497,12 @@ func (s *Server) ingestOsmAnd(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if _, err := s.gis.tr.Update(r.Context(), p.UnitID, fix); err != nil {
+	applied, err := s.gis.tr.Update(r.Context(), p.UnitID, fix)
+	if err != nil {
 		s.writeError(w, r, fixError(err))
 		return
 	}
+	s.gis.stored("osmand", b2i(applied), 1-b2i(applied))
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -460,6 +515,7 @@ func (s *Server) ingestOwnTracks(w http.ResponseWriter, r *http.Request) {
 	if !s.gisReady(w, r) {
 		return
 	}
+	defer s.gis.counted("owntracks", w)
 	user, token, ok := r.BasicAuth()
 	if !ok {
 		if token = bearer(r); token == "" {
@@ -498,10 +554,12 @@ func (s *Server) ingestOwnTracks(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if _, err := s.gis.tr.Update(r.Context(), p.UnitID, fix); err != nil {
+	applied, err := s.gis.tr.Update(r.Context(), p.UnitID, fix)
+	if err != nil {
 		s.writeError(w, r, fixError(err))
 		return
 	}
+	s.gis.stored("owntracks", b2i(applied), 1-b2i(applied))
 	writeRaw(w, "[]")
 }
 
@@ -630,6 +688,7 @@ func (s *Server) unitPosition(w http.ResponseWriter, r *http.Request) {
 	if !s.gisReady(w, r) {
 		return
 	}
+	defer s.gis.counted("terminal", w)
 	id := r.PathValue("id")
 	p := principal(r)
 	if p.UnitID != id {
@@ -655,6 +714,7 @@ func (s *Server) unitPosition(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fixError(err))
 		return
 	}
+	s.gis.stored("terminal", b2i(applied), 1-b2i(applied))
 	writeJSON(w, http.StatusOK, positionAnswer{UnitID: id, Applied: applied})
 }
 
@@ -677,6 +737,7 @@ func (s *Server) positionBatch(w http.ResponseWriter, r *http.Request) {
 	if !s.gisReady(w, r) {
 		return
 	}
+	defer s.gis.counted("batch", w)
 	p := principal(r)
 	var in batchRequest
 	if err := decode(r, maxBatchBody, &in); err != nil {
@@ -734,6 +795,7 @@ func (s *Server) positionBatch(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	s.gis.stored("batch", n, len(batch)-ans.Rejected-n)
 	writeJSON(w, http.StatusOK, ans)
 }
 

@@ -130,6 +130,11 @@ func TestIngestOsmAnd(t *testing.T) {
 	if fix, _ := f.position("P201"); a.status != 200 || fix.Lat != 43.241 {
 		t.Fatalf("late fix moved the unit: %d %+v", a.status, fix)
 	}
+	g := f.srv.gis
+	if applied, older, ok := testutil.ToFloat64(g.fixes.WithLabelValues("osmand", "applied")), testutil.ToFloat64(g.fixes.WithLabelValues("osmand", "older")),
+		testutil.ToFloat64(g.requests.WithLabelValues("osmand", "200")); applied != 3 || older != 1 || ok != 4 {
+		t.Fatalf("metrics: applied %v, older %v, 200 answers %v", applied, older, ok)
+	}
 }
 
 func TestIngestOwnTracks(t *testing.T) {

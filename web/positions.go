@@ -150,7 +150,9 @@ func (s *Server) positionStream(w http.ResponseWriter, r *http.Request) {
 	ps.clients[c] = struct{}{}
 	ps.wg.Add(1)
 	ps.mu.Unlock()
+	s.gis.socketsG.Inc()
 	defer func() {
+		s.gis.socketsG.Dec()
 		ps.mu.Lock()
 		delete(ps.clients, c)
 		ps.mu.Unlock()
@@ -254,6 +256,7 @@ func (c *posClient) reader(ctx context.Context) {
 				}
 				continue
 			}
+			c.s.gis.stored("socket", b2i(applied), 1-b2i(applied))
 			if m.ID != "" {
 				c.reply(posReply{Type: "ack", ID: m.ID, Applied: &applied})
 			}
