@@ -955,3 +955,31 @@ func checkFix(t *testing.T, p *positionRequest) {
 		}
 	}
 }
+
+func TestCamerasNear(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	// Three cameras 100 m, 300 m and 2 km east of the square (registered by
+	// the video side through the tracker).
+	for i, m := range []float64{300, 2000, 100} {
+		c := gis.Camera{ID: fmt.Sprintf("cam-%d", i), Lat: almatyLat, Lon: almatyLon + m/81000, Heading: 90, FOV: 60, Name: "Абая / Фурманова"}
+		if err := f.srv.gis.tr.SetCamera(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := f.do("GET", fmt.Sprintf("/api/v1/cameras/near?lat=%f&lon=%f&radius=500", almatyLat, almatyLon), f.tokens[auth.RoleViewer], nil)
+	var out struct{ Cameras []gis.CameraHit }
+	json.Unmarshal(a.body, &out)
+	if a.status != 200 || len(out.Cameras) != 2 || out.Cameras[0].ID != "cam-2" || out.Cameras[1].ID != "cam-0" ||
+		out.Cameras[0].Distance > out.Cameras[1].Distance || !near(out.Cameras[0].Distance, 100, 2) {
+		t.Fatalf("cameras within 500 m: %d %s", a.status, a.body)
+	}
+	if a := f.do("GET", fmt.Sprintf("/api/v1/cameras/near?lat=%f&lon=%f&radius=5000&limit=1", almatyLat, almatyLon), f.tokens[auth.RoleDispatcher], nil); a.status != 200 || strings.Count(string(a.body), `"id"`) != 1 {
+		t.Fatalf("limit: %d %s", a.status, a.body)
+	}
+	for _, q := range []string{"lon=76.9", "lat=43.2", "lat=95&lon=76.9", "lat=43.2&lon=76.9&radius=0", "lat=43.2&lon=76.9&radius=1e9", "lat=x&lon=76.9"} {
+		if a := f.do("GET", "/api/v1/cameras/near?"+q, f.tokens[auth.RoleViewer], nil); a.status != 400 {
+			t.Errorf("%s: %d %s", q, a.status, a.body)
+		}
+	}
+}
