@@ -18,10 +18,12 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/kuzet/kuzet/dispatch"
 	"github.com/kuzet/kuzet/dispatch/journal"
 	"github.com/kuzet/kuzet/internal/auth"
+	"github.com/kuzet/kuzet/internal/redistest"
 	"github.com/kuzet/kuzet/video"
 )
 
@@ -49,6 +51,10 @@ type videoFixture struct {
 	close func()
 }
 
+// videoFixtureMod, when set, changes the next fixtures' video config
+// (multi-node tests; the web tests do not run in parallel).
+var videoFixtureMod func(*video.Config)
+
 func newVideoFixture(t testing.TB, svc *dispatch.Service) *videoFixture {
 	t.Helper()
 	cams, err := video.NewCameras(context.Background(), "", nil)
@@ -60,8 +66,12 @@ func newVideoFixture(t testing.TB, svc *dispatch.Service) *videoFixture {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	audit := NewVideoAudit(svc, logger, 0)
-	vs, err := video.New(video.Config{Cameras: cams, UDPMuxPort: -1, ICEHostAddresses: []string{"127.0.0.1"}, IncludeLoopback: true,
-		ConnectTimeout: 3 * time.Second, GracePeriod: 200 * time.Millisecond, OnView: audit.OnView, Logger: logger})
+	cfg := video.Config{Cameras: cams, UDPMuxPort: -1, ICEHostAddresses: []string{"127.0.0.1"}, IncludeLoopback: true,
+		ConnectTimeout: 3 * time.Second, GracePeriod: 200 * time.Millisecond, OnView: audit.OnView, Logger: logger}
+	if videoFixtureMod != nil {
+		videoFixtureMod(&cfg)
+	}
+	vs, err := video.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -536,5 +546,90 @@ func TestCameraAPI(t *testing.T) {
 	v, a := f.watch(t, "camera:dead", f.tokens[auth.RoleViewer])
 	if v != nil || a.status != http.StatusBadGateway || a.err.Code != "camera_unreachable" {
 		t.Fatalf("unreachable camera: %d %s", a.status, a.body)
+	}
+}
+
+// TestVideoTwoNodes: with the Redis stream registry, a body-cam published
+// on node A is listed live in node B's incident video, and a WHEP request
+// reaching node B is redirected (307) to node A's advertised URL.
+func TestVideoTwoNodes(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	node := func(name string) *fixture {
+		videoFixtureMod = func(c *video.Config) { c.Redis, c.AdvertiseURL = rdb, "http://"+name+".invalid:8080" }
+		defer func() { videoFixtureMod = nil }()
+		return newFixture(t)
+	}
+	a, b := node("node-a"), node("node-b")
+	stream := "unit:" + a.unit
+	if p, ans := a.publish(t, stream, a.tokens[auth.RoleDevice]); p == nil {
+		t.Fatalf("WHIP on node A: %d %s", ans.status, ans.body)
+	}
+	var iv incidentVideo
+	r := b.do("GET", "/api/v1/incidents/"+b.inc+"/video", b.tokens[auth.RoleDispatcher], nil)
+	json.Unmarshal(r.body, &iv)
+	if len(iv.BodyCams) != 1 || iv.BodyCams[0].StreamID != stream {
+		t.Fatalf("node B's incident video: %s", r.body)
+	}
+	pc, err := pionAPI(t).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+	req, _ := http.NewRequest("POST", b.http.URL+"/whep/"+stream, strings.NewReader(offer(t, pc)))
+	req.Header.Set("Content-Type", "application/sdp")
+	req.Header.Set("Authorization", "Bearer "+b.tokens[auth.RoleDispatcher])
+	noFollow := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != "http://node-a.invalid:8080/whep/"+stream {
+		t.Fatalf("WHEP on node B: %d Location %q, want 307 to node A", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// An anonymous request is refused before the registry is consulted.
+	if ans, _ := b.sdpPost("/whep/"+stream, "", "v=0"); ans.status != http.StatusUnauthorized {
+		t.Fatalf("anonymous WHEP on node B: %d", ans.status)
+	}
+}
+
+// TestVideoAuditNeverBlocks: a full audit queue drops the report (counted
+// and exported), it never blocks the media goroutine that reports it.
+func TestVideoAuditNeverBlocks(t *testing.T) {
+	f := newFixture(t)
+	a := NewVideoAudit(f.svc, slog.New(slog.NewTextHandler(io.Discard, nil)), 2) // not running: nothing drains it
+	ev := video.ViewEvent{SessionID: "s", StreamID: "camera:c1", Viewer: video.Principal{Subject: "user:viewer1", Role: "viewer"}, Start: time.Now()}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 5 {
+			a.OnView(ev)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnView blocked on a full queue")
+	}
+	if got := a.dropped.Load(); got != 3 {
+		t.Fatalf("dropped %d reports, want 3", got)
+	}
+	// Once running, the queued ones reach the journal (start recorded once).
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // Run drains what is queued and returns
+	if err := a.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, v := range f.videoViews() {
+		if v.SessionID == "s" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d journal records for the view, want 1 start", n)
 	}
 }
