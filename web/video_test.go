@@ -633,3 +633,19 @@ func TestVideoAuditNeverBlocks(t *testing.T) {
 		t.Fatalf("%d journal records for the view, want 1 start", n)
 	}
 }
+
+// TestVideoPages: the wall and the WHIP/WHEP client module are served.
+func TestVideoPages(t *testing.T) {
+	f := newFixture(t)
+	for path, want := range map[string]string{"/wall": "./ui/video/whip.js", "/ui/video/whip.js": "export async function whep("} {
+		resp, err := http.Get(f.http.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Errorf("GET %s: %d, body lacks %q", path, resp.StatusCode, want)
+		}
+	}
+}
