@@ -46,6 +46,7 @@ func serve(args []string) int {
 	reportRate := f.str("report-rate", "KUZET_REPORT_RATE", "6/1m", "citizen reports allowed per client address: N/duration burst, e.g. 6/1m (burst N, one more every duration/N)")
 	chatRate := f.str("chat-rate", "KUZET_CHAT_RATE", "30/1m", "web-chat turns allowed per client address, same form as --report-rate")
 	statusURL := f.str("status-url", "KUZET_STATUS_URL", "/report/status/", "public address citizens' status tokens are appended to, e.g. https://102.example.kz/report/status/")
+	videoCfg := videoFlags(f) // videoflags.go
 	level := f.str("log-level", "KUZET_LOG_LEVEL", "info", "debug, info, warn or error")
 	format := f.str("log-format", "KUZET_LOG_FORMAT", "text", "text or json")
 	if !f.parse(args) {
@@ -71,6 +72,11 @@ func serve(args []string) int {
 		fmt.Fprintf(os.Stderr, "kuzet: --chat-rate: %v\n", err)
 		return 2
 	}
+	vcfg, err := videoCfg()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kuzet:", err)
+		return 2
+	}
 	var allowed []string
 	for _, o := range strings.Split(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -87,6 +93,7 @@ func serve(args []string) int {
 			SMSToken: *smsToken, TelegramToken: *tgToken, TelegramSecret: *tgSecret, TelegramAPI: *tgAPI, MediaDir: *mediaDir,
 			ReportBurst: repN, ReportRate: repRate, ChatBurst: chatN, ChatRate: chatPerS, StatusURL: *statusURL},
 		SectorsFile: *sectors, OSRMURL: *osrm, StaleAfter: *staleAfter, MaxAccuracy: maxAcc, MapInterval: *mapInterval,
+		Video: vcfg,
 	})
 	if err != nil {
 		log.Error("kuzet serve failed", "err", err)

@@ -51,6 +51,9 @@ type Config struct {
 	StaleAfter  time.Duration // no fix for this long raises "signal stale"; 0 = 60 s
 	MaxAccuracy float64       // fixes worse than this (metres) raise "inaccurate"; 0 = 100
 	MapInterval time.Duration // map sockets get coalesced position batches this often; 0 = 100 ms
+
+	// Video: WHIP/WHEP media, cameras (video.go).
+	Video VideoConfig
 }
 
 // Storage is the opened storage: a journal and an auth store, plus what
@@ -177,8 +180,13 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Intake.MediaDir == "" {
 		cfg.Intake.MediaDir = filepath.Join(cfg.DataDir, "media")
 	}
+	vid, err := openVideo(ctx, cfg, st, svc, trk.tracker, log)
+	if err != nil {
+		return err
+	}
+	defer vid.srv.Close() // if start-up fails below; safe to call twice
 	srv, err := web.New(web.Config{Dispatch: svc, Auth: authn, Logger: log, Metrics: metrics, AllowedOrigins: cfg.AllowedOrigins, Ready: ready, Intake: cfg.Intake,
-		Tracker: trk.tracker, GIS: trk.web})
+		Tracker: trk.tracker, GIS: trk.web, Video: vid.srv, Cameras: vid.cams, VideoAudit: vid.audit})
 	if err != nil {
 		return err
 	}
@@ -186,6 +194,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer svc.Close()
+	defer vid.run(ctx, log)() // media closes and its views are journalled before the service closes
 	trk.run(gctx)
 	gisDone := make(chan struct{})
 	go func() {
