@@ -230,6 +230,18 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		}
 		after = n
 	}
+	conn, p, ok := s.upgradeAuthenticated(w, r, "event stream", maxClientRead)
+	if !ok {
+		return
+	}
+	c := &client{hub: s.hub, conn: conn, p: p, send: make(chan message, sendSlots), done: make(chan struct{})}
+	s.serveClient(r.Context(), c, after)
+}
+
+// upgradeAuthenticated authenticates a WebSocket request (Bearer header, or
+// from a browser a first message {"type":"auth","token"}), checks its
+// Origin, and upgrades it. On failure it has answered the client itself.
+func (s *Server) upgradeAuthenticated(w http.ResponseWriter, r *http.Request, what string, readLimit int64) (*websocket.Conn, auth.Principal, bool) {
 	var (
 		p      auth.Principal
 		headed = bearer(r) != ""
@@ -237,33 +249,31 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	if headed {
 		var ok bool
 		if p, ok = s.authenticate(w, r); !ok {
-			return
+			return nil, p, false
 		}
 	}
 	if !s.checkOrigin(r) {
-		s.log.Warn("WebSocket refused: origin not allowed", "origin", r.Header.Get("Origin"), "host", r.Host)
-		s.writeError(w, r, errorf(http.StatusForbidden, "origin_not_allowed", "origin %s may not open the event stream; add it to --allowed-origins", r.Header.Get("Origin")))
-		return
+		s.log.Warn("WebSocket refused: origin not allowed", "stream", what, "origin", r.Header.Get("Origin"), "host", r.Host)
+		s.writeError(w, r, errorf(http.StatusForbidden, "origin_not_allowed", "origin %s may not open the %s; add it to --allowed-origins", r.Header.Get("Origin"), what))
+		return nil, p, false
 	}
 	up := websocket.Upgrader{
 		ReadBufferSize: 4096, WriteBufferSize: 16384,
-		CheckOrigin:       func(*http.Request) bool { return true }, // checked above, with a clear answer
-		EnableCompression: false,
+		CheckOrigin: func(*http.Request) bool { return true }, // checked above, with a clear answer
 	}
 	conn, err := up.Upgrade(w, r, nil)
 	if err != nil {
-		return // the upgrader has answered
+		return nil, p, false // the upgrader has answered
 	}
-	conn.SetReadLimit(maxClientRead)
+	conn.SetReadLimit(readLimit)
 	if !headed {
 		if p, err = s.wsAuth(r.Context(), conn); err != nil {
 			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeAuth, err.Error()), time.Now().Add(time.Second))
 			conn.Close()
-			return
+			return nil, p, false
 		}
 	}
-	c := &client{hub: s.hub, conn: conn, p: p, send: make(chan message, sendSlots), done: make(chan struct{})}
-	s.serveClient(r.Context(), c, after)
+	return conn, p, true
 }
 
 type wsAuthMessage struct {

@@ -108,34 +108,11 @@ func (s *Server) positionStream(w http.ResponseWriter, r *http.Request) {
 	if !s.gisReady(w, r) {
 		return
 	}
-	var (
-		p      auth.Principal
-		headed = bearer(r) != ""
-	)
-	if headed {
-		var ok bool
-		if p, ok = s.authenticate(w, r); !ok {
-			return
-		}
-	}
-	if !s.checkOrigin(r) {
-		s.log.Warn("positions WebSocket refused: origin not allowed", "origin", r.Header.Get("Origin"), "host", r.Host)
-		s.writeError(w, r, errorf(http.StatusForbidden, "origin_not_allowed", "origin %s may not open the positions stream; add it to --allowed-origins", r.Header.Get("Origin")))
-		return
-	}
-	up := websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 16384, CheckOrigin: func(*http.Request) bool { return true }}
-	conn, err := up.Upgrade(w, r, nil)
-	if err != nil {
+	conn, p, ok := s.upgradeAuthenticated(w, r, "positions stream", maxPositionMessage)
+	if !ok {
 		return
 	}
 	defer conn.Close()
-	conn.SetReadLimit(maxPositionMessage)
-	if !headed {
-		if p, err = s.wsAuth(r.Context(), conn); err != nil {
-			_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeAuth, err.Error()), time.Now().Add(time.Second))
-			return
-		}
-	}
 	c := &posClient{s: s, conn: conn, p: p, out: make(chan []byte, posControlSlots), subs: make(chan gis.FeedFilter, 1), done: make(chan struct{})}
 	ps := &s.gis.sockets
 	ps.mu.Lock()
