@@ -32,6 +32,13 @@ type Config struct {
 	// ICEServers are STUN/TURN URLs handed to pion, e.g.
 	// "stun:stun.example.org:3478" or "turn:turn.example.org:3478".
 	ICEServers []ICEServer
+	// TURNSecret is coturn's static-auth-secret: TURN entries of ICEServers
+	// without a Username get time-limited credentials from it, for this
+	// server's own ICE agent and for browsers (ICEServersFor).
+	TURNSecret string
+	// TURNCredentialTTL is how long such a credential works (default 12 h,
+	// a shift).
+	TURNCredentialTTL time.Duration
 	// IncludeLoopback adds loopback host candidates (tests, single-host demos).
 	IncludeLoopback bool
 
@@ -117,6 +124,7 @@ func (c *Config) withDefaults() (Config, error) {
 	d(&cfg.PLIInterval, 500*time.Millisecond)
 	d(&cfg.ICEDisconnectedTimeout, 5*time.Second)
 	d(&cfg.ICEFailedTimeout, 10*time.Second)
+	d(&cfg.TURNCredentialTTL, 12*time.Hour)
 	if cfg.ViewerQueue == 0 {
 		cfg.ViewerQueue = defaultViewerQueue
 	}
@@ -154,6 +162,9 @@ func (c *Config) withDefaults() (Config, error) {
 	for _, s := range cfg.ICEServers {
 		if len(s.URLs) == 0 {
 			return bad("ICEServers: entry without urls")
+		}
+		if isTURN(s.URLs) && s.Username == "" && cfg.TURNSecret == "" {
+			return bad("ICEServers: TURN server %v needs a username and credential, or TURNSecret", s.URLs)
 		}
 	}
 	if cfg.AdvertiseURL != "" {

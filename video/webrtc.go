@@ -5,6 +5,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -128,7 +129,7 @@ func (s *Server) newAPIs() error {
 
 func (s *Server) pcConfig() webrtc.Configuration {
 	c := webrtc.Configuration{BundlePolicy: webrtc.BundlePolicyMaxBundle}
-	for _, is := range s.cfg.ICEServers {
+	for _, is := range s.ICEServersFor("kuzet-server", time.Now()) {
 		c.ICEServers = append(c.ICEServers, webrtc.ICEServer{URLs: is.URLs, Username: is.Username, Credential: is.Credential})
 	}
 	return c

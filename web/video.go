@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -54,6 +55,7 @@ func (s *Server) videoRoutes() []route {
 		{method: "POST", pattern: "/api/v1/cameras/import", roles: management, handler: s.importCameras},
 		{method: "DELETE", pattern: "/api/v1/cameras/{id}", roles: management, handler: s.deleteCamera},
 		{method: "GET", pattern: "/api/v1/incidents/{id}/video", roles: watchers, handler: s.incidentVideo},
+		{method: "GET", pattern: "/api/v1/video/ice-servers", roles: roles(watchers, field), handler: s.iceServers},
 	}
 }
 
@@ -117,6 +119,16 @@ func (s *Server) videoSession(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	v.HandleSessionDelete(w, r, stream, session)
+}
+
+// iceServers gives a browser or body-cam the STUN/TURN servers to use,
+// with TURN credentials of its own that expire (video.ICEServersFor).
+func (s *Server) iceServers(w http.ResponseWriter, r *http.Request) {
+	v, ok := s.videoServer(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ice_servers": v.ICEServersFor(principal(r).ID(), time.Now())})
 }
 
 func (s *Server) cameraRegistry(w http.ResponseWriter, r *http.Request) (*video.Cameras, bool) {

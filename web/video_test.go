@@ -39,6 +39,7 @@ func init() {
 		"POST /api/v1/cameras/import":      "supervisor admin",
 		"DELETE /api/v1/cameras/{id}":      "supervisor admin",
 		"GET /api/v1/incidents/{id}/video": "calltaker dispatcher supervisor viewer",
+		"GET /api/v1/video/ice-servers":    "calltaker dispatcher supervisor viewer officer device",
 	})
 }
 
@@ -634,9 +635,13 @@ func TestVideoAuditNeverBlocks(t *testing.T) {
 	}
 }
 
-// TestVideoPages: the wall and the WHIP/WHEP client module are served.
+// TestVideoPages: the wall and the WHIP/WHEP client module are served;
+// the ICE server list is JSON a browser passes to RTCPeerConnection.
 func TestVideoPages(t *testing.T) {
 	f := newFixture(t)
+	if a := f.do("GET", "/api/v1/video/ice-servers", f.tokens[auth.RoleDevice], nil); a.status != 200 || string(a.body) != "{\"ice_servers\":[]}\n" {
+		t.Errorf("ice servers: %d %q", a.status, a.body)
+	}
 	for path, want := range map[string]string{"/wall": "./ui/video/whip.js", "/ui/video/whip.js": "export async function whep("} {
 		resp, err := http.Get(f.http.URL + path)
 		if err != nil {

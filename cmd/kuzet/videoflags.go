@@ -20,6 +20,7 @@ func videoFlags(f *flags) func() (node.VideoConfig, error) {
 	turn := f.str("turn", "KUZET_TURN", "", "comma-separated TURN servers, e.g. turn:turn.example.kz:3478?transport=udp,turns:turn.example.kz:5349 (see deploy/turn/)")
 	turnUser := f.str("turn-username", "KUZET_TURN_USERNAME", "", "TURN username (lt-cred-mech user of deploy/turn/turnserver.conf)")
 	turnPass := f.str("turn-credential", "KUZET_TURN_CREDENTIAL", "", "TURN password; prefer the environment variable (a flag shows in the process list)")
+	turnSecret := f.str("turn-secret", "KUZET_TURN_SECRET", "", "coturn static-auth-secret (use-auth-secret): instead of --turn-username/--turn-credential, every browser and body-cam gets its own TURN credential valid 12 h from GET /api/v1/video/ice-servers; prefer the environment variable")
 	adv := f.str("video-advertise-url", "KUZET_VIDEO_ADVERTISE_URL", "", "this node's base URL as browsers reach it, e.g. http://10.0.0.5:8080; with --redis, WHEP requests for streams on this node are redirected here (default: guessed from --addr)")
 	return func() (node.VideoConfig, error) {
 		var c node.VideoConfig
@@ -46,10 +47,15 @@ func videoFlags(f *flags) func() (node.VideoConfig, error) {
 					return c, fmt.Errorf("--turn %q must start with turn: or turns:", u)
 				}
 			}
-			if *turnUser == "" || *turnPass == "" {
-				return c, fmt.Errorf("--turn needs --turn-username and --turn-credential (KUZET_TURN_CREDENTIAL)")
+			switch {
+			case *turnSecret != "":
+				c.TURNSecret = *turnSecret
+				c.ICEServers = append(c.ICEServers, video.ICEServer{URLs: turns})
+			case *turnUser == "" || *turnPass == "":
+				return c, fmt.Errorf("--turn needs --turn-secret (KUZET_TURN_SECRET), or --turn-username and --turn-credential (KUZET_TURN_CREDENTIAL)")
+			default:
+				c.ICEServers = append(c.ICEServers, video.ICEServer{URLs: turns, Username: *turnUser, Credential: *turnPass})
 			}
-			c.ICEServers = append(c.ICEServers, video.ICEServer{URLs: turns, Username: *turnUser, Credential: *turnPass})
 		}
 		c.AdvertiseURL = strings.TrimRight(strings.TrimSpace(*adv), "/")
 		return c, nil

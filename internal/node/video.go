@@ -21,8 +21,11 @@ type VideoConfig struct {
 	HostIPs []string
 	// NATIPs are public addresses advertised instead (1:1 NAT, cloud VMs).
 	NATIPs []string
-	// ICEServers are the STUN/TURN servers the server's ICE agent uses.
+	// ICEServers are the STUN/TURN servers the server's ICE agent uses and
+	// hands to browsers (GET /api/v1/video/ice-servers).
 	ICEServers []video.ICEServer
+	// TURNSecret is coturn's static-auth-secret for per-client credentials.
+	TURNSecret string
 	// AdvertiseURL is this node's base URL as browsers reach it; other
 	// nodes redirect WHEP requests for streams living here to it. Required
 	// with Redis.
@@ -60,7 +63,7 @@ func openVideo(ctx context.Context, cfg Config, st *Storage, svc *dispatch.Servi
 	}
 	srv, err := video.New(video.Config{
 		Cameras: cams, Redis: st.Redis, AdvertiseURL: v.AdvertiseURL,
-		UDPMuxPort: v.UDPPort, ICEHostAddresses: v.HostIPs, NAT1To1IPs: v.NATIPs, ICEServers: v.ICEServers,
+		UDPMuxPort: v.UDPPort, ICEHostAddresses: v.HostIPs, NAT1To1IPs: v.NATIPs, ICEServers: v.ICEServers, TURNSecret: v.TURNSecret,
 		OnView: audit.OnView, Logger: log,
 	})
 	if err != nil {

@@ -114,6 +114,18 @@ export async function whep(url, token, video, iceServers = []) {
 }
 
 /**
+ * Fetches the STUN/TURN servers (with this caller's own TURN credential)
+ * to pass to whip() and whep().
+ * @param {string} token
+ * @returns {Promise<RTCIceServer[]>}
+ */
+export async function iceServers(token) {
+  const res = await fetch('/api/v1/video/ice-servers', { headers: { Authorization: 'Bearer ' + token } });
+  if (!res.ok) return [];
+  return (await res.json()).ice_servers || [];
+}
+
+/**
  * Ends a WHIP or WHEP session.
  * @param {string} location
  * @param {string} token
