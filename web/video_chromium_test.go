@@ -98,9 +98,11 @@ func (h *browserHarness) open(page, stream string, token string) {
 func (h *browserHarness) until(within time.Duration, what string, ok func(pageReport) bool) pageReport {
 	h.t.Helper()
 	deadline := time.After(within)
+	last := map[string]pageReport{}
 	for {
 		select {
 		case r := <-h.reports:
+			last[r.Page] = r
 			if r.Error != "" {
 				h.t.Fatalf("%s page: %s", r.Page, r.Error)
 			}
@@ -108,7 +110,7 @@ func (h *browserHarness) until(within time.Duration, what string, ok func(pageRe
 				return r
 			}
 		case <-deadline:
-			h.t.Fatalf("no %s within %v", what, within)
+			h.t.Fatalf("no %s within %v; last reports: %+v (run with -v for Chromium's output)", what, within, last)
 		}
 	}
 }
@@ -121,14 +123,14 @@ func TestChromiumWHIPToWHEP(t *testing.T) {
 	h := newBrowserHarness(t, f)
 	stream := "unit:" + f.unit
 	h.open("publish.html", stream, f.tokens[auth.RoleDevice])
-	pub := h.until(25*time.Second, "publishing (connected, frames encoded)", func(r pageReport) bool {
+	pub := h.until(35*time.Second, "publishing (connected, frames encoded)", func(r pageReport) bool {
 		return r.Page == "publish" && r.State == "connected" && r.Frames > 0
 	})
 	if pub.Codec != "video/H264" {
 		t.Fatalf("publisher sends %q, want video/H264", pub.Codec)
 	}
 	h.open("watch.html", stream, f.tokens[auth.RoleDispatcher])
-	first := h.until(20*time.Second, "decoded frames at the viewer", func(r pageReport) bool {
+	first := h.until(25*time.Second, "decoded frames at the viewer", func(r pageReport) bool {
 		return r.Page == "watch" && r.Frames > 0
 	})
 	// framesDecoded keeps growing: 8 more reports (4 s), each higher.
