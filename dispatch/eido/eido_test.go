@@ -19,27 +19,15 @@ import (
 	"github.com/kuzet/kuzet/dispatch/journal/filejournal"
 )
 
-// schemaPath finds NENA's published EIDO OpenAPI document: shared/ sits
-// beside the repository (../shared from the repository root), here and in
-// CI.
+// schemaPath is NENA's published EIDO OpenAPI document, kept unchanged in
+// testdata/nena with its source.
 func schemaPath(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
+	p := filepath.Join("testdata", "nena", "openapi.yaml")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("NENA's EIDO schema is missing from the repository: %v", err)
 	}
-	for {
-		p := filepath.Join(dir, "shared", "standards", "eido", "openapi.yaml")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatalf("NENA's EIDO schema shared/standards/eido/openapi.yaml was not found in any parent of the working directory; " +
-				"it must sit beside the repository clone (../shared/standards/eido/openapi.yaml from the repository root)")
-		}
-		dir = parent
-	}
+	return p
 }
 
 // compileSchema converts the OpenAPI 3.0 component schemas to one JSON
