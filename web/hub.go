@@ -102,7 +102,9 @@ func visible(p auth.Principal, r journalRecord, st *dispatch.State) bool {
 	kind, id, _ := strings.Cut(r.Aggregate, ":")
 	switch p.Role {
 	case auth.RoleCallTaker, auth.RoleDispatcher, auth.RoleSupervisor, auth.RoleViewer:
-		return true
+		// Video audit records (who watched what, from where) are for
+		// supervisors.
+		return kind != "view" || p.Role == auth.RoleSupervisor
 	case auth.RoleAdmin:
 		return kind == "unit"
 	case auth.RoleOfficer, auth.RoleDevice:

@@ -253,3 +253,13 @@ func TestOfficerStreamSeesOnlyOwnUnit(t *testing.T) {
 		t.Fatalf("officer got %+v, want only the note on its incident", m)
 	}
 }
+
+func TestVideoAuditEventsOnlyForSupervisors(t *testing.T) {
+	st := &dispatch.State{}
+	r := journalRecord{Aggregate: "view:0192f7c4"}
+	for role, want := range map[auth.Role]bool{auth.RoleSupervisor: true, auth.RoleDispatcher: false, auth.RoleViewer: false, auth.RoleCallTaker: false, auth.RoleOfficer: false, auth.RoleAdmin: false} {
+		if got := visible(auth.Principal{Role: role}, r, st); got != want {
+			t.Errorf("%s sees video audit events: %v, want %v", role, got, want)
+		}
+	}
+}
