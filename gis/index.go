@@ -104,7 +104,7 @@ type entry struct {
 // 64 fixes, immutable entries) was built and measured: reader p99 under
 // writes fell, but every fix copies the leaves it touches and embedded
 // ingest dropped from ≈ 490,000 to ≈ 76,000 fixes/s, below the 100,000/s
-// target, so the RWMutex stays (see BENCHMARKS.part.md).
+// target, so the RWMutex stays (see BENCHMARKS.md, "Queries while fixes are written").
 //
 // Out-of-order fixes never move a unit backwards in time: a fix not newer
 // than the stored one is ignored.
