@@ -366,10 +366,24 @@ func TestTelegramConversationToIncident(t *testing.T) {
 	if len(public) != 2 {
 		t.Fatalf("public status reveals more than status and time: %s", a.body)
 	}
+	// The link itself opens a page in Kazakh, Russian and English.
+	resp, err := http.Get(f.http.URL + "/report/status/" + token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "қабылданды") || !strings.Contains(string(page), "принято") ||
+		!strings.Contains(string(page), "received") || strings.Contains(string(page), out.ReportID) {
+		t.Fatalf("status page: %d %s", resp.StatusCode, page)
+	}
+	if resp, _ := http.Get(f.http.URL + "/report/status/not-a-real-token"); resp.StatusCode != 404 {
+		t.Fatalf("status page for an unknown link: %d", resp.StatusCode)
+	}
 	// Staff download the photo as an attachment.
 	req, _ := http.NewRequest("GET", f.http.URL+"/api/v1/media/"+it.Media[0].SHA256, nil)
 	req.Header.Set("Authorization", "Bearer "+f.tokens[auth.RoleDispatcher])
-	resp, err := http.DefaultClient.Do(req)
+	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
