@@ -19,11 +19,12 @@ import (
 type FileStore struct {
 	path, lockPath string
 
-	mu    sync.Mutex
-	data  fileData
-	byTok map[string]string // device token hash → device id
-	mtime time.Time
-	size  int64
+	mu      sync.Mutex
+	data    fileData
+	byTok   map[string]string // device token hash → device id
+	mtime   time.Time
+	checked time.Time // last time refresh looked at the file
+	size    int64
 }
 
 type fileData struct {
@@ -143,12 +144,29 @@ func (s *FileStore) update(fn func(d *fileData) error) error {
 	return nil
 }
 
-func (s *FileStore) read(fn func(d *fileData)) error {
+// read runs fn on the data. Every authenticated request comes here, so
+// the file is checked for changes by other processes (`kuzet user`) at most
+// once a second; fn returns false when it did not find what it looked for,
+// and then the file is checked at once, so a user added a moment ago can
+// sign in straight away.
+func (s *FileStore) read(fn func(d *fileData) bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if time.Since(s.checked) > time.Second {
+		if err := s.refresh(); err != nil {
+			return err
+		}
+		s.checked = time.Now()
+		fn(&s.data)
+		return nil
+	}
+	if fn(&s.data) {
+		return nil
+	}
 	if err := s.refresh(); err != nil {
 		return err
 	}
+	s.checked = time.Now()
 	fn(&s.data)
 	return nil
 }
@@ -159,7 +177,7 @@ func (s *FileStore) User(_ context.Context, name string) (User, error) {
 		u  User
 		ok bool
 	)
-	if err := s.read(func(d *fileData) { u, ok = d.Users[name] }); err != nil {
+	if err := s.read(func(d *fileData) bool { u, ok = d.Users[name]; return ok }); err != nil {
 		return User{}, err
 	}
 	if !ok {
@@ -182,11 +200,16 @@ func (s *FileStore) PutUser(_ context.Context, u User, create bool) error {
 // Users implements Store.
 func (s *FileStore) Users(_ context.Context) ([]User, error) {
 	var out []User
-	err := s.read(func(d *fileData) {
-		for _, u := range d.Users {
+	// Listing is rare (the admin screen): always read the file's state.
+	s.mu.Lock()
+	err := s.refresh()
+	if err == nil {
+		s.checked = time.Now()
+		for _, u := range s.data.Users {
 			out = append(out, u)
 		}
-	})
+	}
+	s.mu.Unlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Username < out[j].Username })
 	return out, err
 }
@@ -197,10 +220,11 @@ func (s *FileStore) DeviceByToken(_ context.Context, hash string) (Device, error
 		dev Device
 		ok  bool
 	)
-	err := s.read(func(d *fileData) {
+	err := s.read(func(d *fileData) bool {
 		if id, found := s.byTok[hash]; found {
 			dev, ok = d.Devices[id], true
 		}
+		return ok
 	})
 	if err != nil {
 		return Device{}, err
@@ -217,7 +241,7 @@ func (s *FileStore) DeviceByID(_ context.Context, id string) (Device, error) {
 		dev Device
 		ok  bool
 	)
-	if err := s.read(func(d *fileData) { dev, ok = d.Devices[id] }); err != nil {
+	if err := s.read(func(d *fileData) bool { dev, ok = d.Devices[id]; return ok }); err != nil {
 		return Device{}, err
 	}
 	if !ok {
@@ -237,7 +261,7 @@ func (s *FileStore) Session(_ context.Context, hash string) (Session, error) {
 		ses Session
 		ok  bool
 	)
-	if err := s.read(func(d *fileData) { ses, ok = d.Sessions[hash] }); err != nil {
+	if err := s.read(func(d *fileData) bool { ses, ok = d.Sessions[hash]; return ok }); err != nil {
 		return Session{}, err
 	}
 	if !ok {
