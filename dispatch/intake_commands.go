@@ -76,11 +76,7 @@ func (s *Service) ReceiveReport(ctx context.Context, m Meta, n NewReport) (*Repo
 			return fmt.Errorf("%w: status token already used", ErrInvalid)
 		}
 		id := newID()
-		t.emit(EvReportReceived, "report:"+id, ReportReceived{
-			ReportID: id, Channel: n.Channel, Text: n.Text, Category: n.Category, Queue: n.Queue,
-			Location: n.Location, ContactPhone: n.ContactPhone, ContactName: n.ContactName,
-			Language: n.Language, Media: n.Media, StatusHash: n.StatusHash, ClientKey: n.ClientKey,
-		})
+		t.emit(EvReportReceived, "report:"+id, ReportReceived{ReportID: id, NewReport: n})
 		return nil
 	})
 	if err != nil {

@@ -108,18 +108,8 @@ const (
 // ReportReceived is the payload of report.received. It carries the hash of
 // the citizen's status token, never the token.
 type ReportReceived struct {
-	ReportID     string     `json:"report_id"`
-	Channel      string     `json:"channel"`
-	Text         string     `json:"text"`
-	Category     string     `json:"category"`
-	Queue        string     `json:"queue"`
-	Location     *Location  `json:"location,omitempty"`
-	ContactPhone string     `json:"contact_phone,omitempty"`
-	ContactName  string     `json:"contact_name,omitempty"`
-	Language     string     `json:"language"`
-	Media        []MediaRef `json:"media,omitempty"`
-	StatusHash   string     `json:"status_hash"`
-	ClientKey    string     `json:"client_key,omitempty"`
+	ReportID string `json:"report_id"`
+	NewReport
 }
 
 // ReportStatusChanged is the payload of report.status_changed.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kuzet/kuzet/video/videotest"
 	"io"
 	"log/slog"
 	"net"
@@ -27,49 +28,7 @@ import (
 
 // clipAUs returns the access units of testdata/clip.h264 (Annex-B, one
 // slice per frame, SPS/PPS before every IDR), each as Annex-B bytes.
-func clipAUs(t testing.TB) [][]byte {
-	t.Helper()
-	data, err := os.ReadFile("testdata/clip.h264")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var aus [][]byte
-	var cur []byte
-	for _, nal := range splitAnnexB(data) {
-		cur = append(cur, 0, 0, 0, 1)
-		cur = append(cur, nal...)
-		if typ := nal[0] & 0x1f; typ == 1 || typ == 5 {
-			aus = append(aus, cur)
-			cur = nil
-		}
-	}
-	if len(aus) < 50 {
-		t.Fatalf("clip has %d access units, want >= 50", len(aus))
-	}
-	return aus
-}
-
-func splitAnnexB(b []byte) [][]byte {
-	var nals [][]byte
-	start := -1
-	for i := 0; i+3 <= len(b); i++ {
-		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
-			if start >= 0 {
-				end := i
-				if end > start && b[end-1] == 0 {
-					end--
-				}
-				nals = append(nals, b[start:end])
-			}
-			start = i + 3
-			i += 2
-		}
-	}
-	if start >= 0 && start < len(b) {
-		nals = append(nals, b[start:])
-	}
-	return nals
-}
+func clipAUs(t testing.TB) [][]byte { return videotest.Clip(t, 50) }
 
 // testEnv is a Server mounted on an httptest server the way web/ will
 // mount it: the principal comes from test headers here.
@@ -341,7 +300,7 @@ func (s *subscriber) read(tr *webrtc.TrackRemote) {
 		}
 		if pkt.Marker && len(buf) > 0 {
 			f := frame{at: time.Now(), size: len(buf)}
-			for _, n := range splitAnnexB(buf) {
+			for _, n := range videotest.SplitAnnexB(buf) {
 				switch n[0] & 0x1f {
 				case nalIDR:
 					f.idr = true

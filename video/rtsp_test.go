@@ -3,6 +3,7 @@ package video
 import (
 	"context"
 	"fmt"
+	"github.com/kuzet/kuzet/video/videotest"
 	"net"
 	"net/http"
 	"strings"
@@ -123,7 +124,7 @@ func startRTSPCameraAt(t testing.TB, addr string, h265 bool, payloadMax int) *rt
 				return
 			case <-tick.C:
 			}
-			pkts, err := enc.Encode(splitAnnexB(aus[i%len(aus)]))
+			pkts, err := enc.Encode(videotest.SplitAnnexB(aus[i%len(aus)]))
 			if err != nil {
 				panic(err)
 			}

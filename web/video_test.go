@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/kuzet/kuzet/video/videotest"
 	"io"
 	"log/slog"
 	"net"
@@ -158,52 +159,7 @@ type testPublisher struct {
 	stop     func()
 }
 
-func clipFrames(t testing.TB) [][]byte {
-	t.Helper()
-	data, err := os.ReadFile("../video/testdata/clip.h264")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Split Annex-B into access units: a frame ends with its slice NAL
-	// (types 1 and 5), SPS/PPS travel with the IDR that follows them.
-	var aus [][]byte
-	var cur []byte
-	nals := splitNALs(data)
-	for _, n := range nals {
-		cur = append(cur, 0, 0, 0, 1)
-		cur = append(cur, n...)
-		if typ := n[0] & 0x1f; typ == 1 || typ == 5 {
-			aus = append(aus, cur)
-			cur = nil
-		}
-	}
-	if len(aus) < 25 {
-		t.Fatalf("clip has %d frames", len(aus))
-	}
-	return aus
-}
-
-func splitNALs(b []byte) [][]byte {
-	var out [][]byte
-	start := -1
-	for i := 0; i+3 <= len(b); i++ {
-		if b[i] == 0 && b[i+1] == 0 && b[i+2] == 1 {
-			if start >= 0 {
-				end := i
-				for end > start && b[end-1] == 0 {
-					end--
-				}
-				out = append(out, b[start:end])
-			}
-			start = i + 3
-			i += 2
-		}
-	}
-	if start >= 0 && start < len(b) {
-		out = append(out, b[start:])
-	}
-	return out
-}
+func clipFrames(t testing.TB) [][]byte { return videotest.Clip(t, 25) }
 
 func (f *fixture) publish(t testing.TB, stream, token string) (*testPublisher, answer) {
 	t.Helper()
