@@ -70,16 +70,6 @@ type idemEntry struct {
 	print       string
 }
 
-type request struct {
-	app   journal.Append
-	reply chan reply
-}
-
-type reply struct {
-	res journal.Result
-	err error
-}
-
 // Journal is the embedded backend. It implements journal.Journal.
 type Journal struct {
 	cfg  Config
@@ -87,9 +77,8 @@ type Journal struct {
 	file *os.File // O_APPEND writer; also read with ReadAt
 	lock *os.File // flock on the data directory
 
-	reqs chan request
-	done chan struct{}
-	wg   sync.WaitGroup
+	batch *journal.Batcher
+	wg    sync.WaitGroup
 
 	mu       sync.RWMutex // guards everything below
 	versions map[string]uint64
@@ -129,8 +118,7 @@ func Open(cfg Config) (*Journal, error) {
 		log:      cfg.Logger.With("component", "journal"),
 		file:     f,
 		lock:     lock,
-		reqs:     make(chan request, maxBatchReqs),
-		done:     make(chan struct{}),
+		batch:    journal.NewBatcher(maxBatchReqs),
 		versions: make(map[string]uint64),
 		idem:     make(map[string]idemEntry),
 		recent:   make([]journal.Record, recentSize),
@@ -147,7 +135,7 @@ func Open(cfg Config) (*Journal, error) {
 		return nil, err
 	}
 	j.wg.Add(1)
-	go j.writer()
+	go func() { defer j.wg.Done(); j.batch.Run(j.commit) }()
 	return j, nil
 }
 
@@ -305,60 +293,7 @@ func (j *Journal) frameAt(off, total int64) bool {
 
 // Append implements journal.Journal.
 func (j *Journal) Append(ctx context.Context, a journal.Append) (journal.Result, error) {
-	if err := a.Validate(); err != nil {
-		return journal.Result{}, err
-	}
-	req := request{app: a, reply: make(chan reply, 1)}
-	select {
-	case j.reqs <- req:
-	case <-j.done:
-		return journal.Result{}, journal.ErrClosed
-	case <-ctx.Done():
-		return journal.Result{}, ctx.Err()
-	}
-	// Once queued the request is written whatever happens to ctx; a caller
-	// that gives up retries with the same idempotency key.
-	select {
-	case rep := <-req.reply:
-		return rep.res, rep.err
-	case <-ctx.Done():
-		return journal.Result{}, ctx.Err()
-	}
-}
-
-func (j *Journal) writer() {
-	defer j.wg.Done()
-	batch := make([]request, 0, maxBatchReqs)
-	for {
-		select {
-		case req := <-j.reqs:
-			batch = append(batch[:0], req)
-		case <-j.done:
-			j.drainClosed()
-			return
-		}
-	drain:
-		for len(batch) < maxBatchReqs {
-			select {
-			case req := <-j.reqs:
-				batch = append(batch, req)
-			default:
-				break drain
-			}
-		}
-		j.commit(batch)
-	}
-}
-
-func (j *Journal) drainClosed() {
-	for {
-		select {
-		case req := <-j.reqs:
-			req.reply <- reply{err: journal.ErrClosed}
-		default:
-			return
-		}
-	}
+	return j.batch.Submit(ctx, a)
 }
 
 // pending is the outcome of one request inside a batch before it is durable.
@@ -369,13 +304,13 @@ type pending struct {
 	dupSeqs idemEntry
 }
 
-func (j *Journal) commit(batch []request) {
+func (j *Journal) commit(batch []journal.Request) {
 	j.mu.RLock()
 	failed := j.failed
 	j.mu.RUnlock()
 	if failed != nil {
 		for _, req := range batch {
-			req.reply <- reply{err: failed}
+			req.Reply(journal.Result{}, failed)
 		}
 		return
 	}
@@ -398,7 +333,7 @@ func (j *Journal) commit(batch []request) {
 	for i, req := range batch {
 		p := &out[i]
 		p.dupOf = -1
-		a := req.app
+		a := req.Append
 		if a.IdemKey != "" {
 			if e, ok := j.idem[a.IdemKey]; ok {
 				if e.print != a.Fingerprint {
@@ -409,7 +344,7 @@ func (j *Journal) commit(batch []request) {
 				continue
 			}
 			if k, ok := overIdem[a.IdemKey]; ok {
-				if batch[k].app.Fingerprint != a.Fingerprint {
+				if batch[k].Append.Fingerprint != a.Fingerprint {
 					p.err = journal.ErrIdempotencyKeyReused
 				} else {
 					p.dupOf = k
@@ -476,7 +411,7 @@ func (j *Journal) commit(batch []request) {
 			j.mu.Unlock()
 			j.log.Error("journal write failed; refusing further appends", "err", err)
 			for _, req := range batch {
-				req.reply <- reply{err: failed}
+				req.Reply(journal.Result{}, failed)
 			}
 			return
 		}
@@ -489,16 +424,16 @@ func (j *Journal) commit(batch []request) {
 		case p.err == errRetryLater:
 			// Requeue without blocking the writer: the channel has room
 			// because this batch took the requests out of it.
-			go func(req request) { j.reqs <- req }(req)
+			j.batch.Requeue(req)
 		case p.err != nil:
-			req.reply <- reply{err: p.err}
+			req.Reply(journal.Result{}, p.err)
 		case p.dupOf >= 0:
-			req.reply <- reply{res: journal.Result{Records: out[p.dupOf].res.Records, Duplicate: true}}
+			req.Reply(journal.Result{Records: out[p.dupOf].res.Records, Duplicate: true}, nil)
 		case p.dupSeqs.first != 0:
 			res, err := j.readRange(p.dupSeqs.first, p.dupSeqs.last)
-			req.reply <- reply{res: journal.Result{Records: res, Duplicate: true}, err: err}
+			req.Reply(journal.Result{Records: res, Duplicate: true}, err)
 		default:
-			req.reply <- reply{res: p.res}
+			req.Reply(p.res, nil)
 		}
 	}
 }
@@ -528,7 +463,7 @@ func (j *Journal) write(frames []byte) error {
 }
 
 // publish makes durable records visible to readers and followers.
-func (j *Journal) publish(records []journal.Record, n int, versions map[string]uint64, batch []request, out []pending) {
+func (j *Journal) publish(records []journal.Record, n int, versions map[string]uint64, batch []journal.Request, out []pending) {
 	j.mu.Lock()
 	off := j.size
 	for _, r := range records {
@@ -541,9 +476,9 @@ func (j *Journal) publish(records []journal.Record, n int, versions map[string]u
 		j.versions[agg] = v
 	}
 	for i, req := range batch {
-		if key := req.app.IdemKey; key != "" && out[i].err == nil && out[i].dupOf < 0 && out[i].dupSeqs.first == 0 {
+		if key := req.Append.IdemKey; key != "" && out[i].err == nil && out[i].dupOf < 0 && out[i].dupSeqs.first == 0 {
 			recs := out[i].res.Records
-			j.idem[key] = idemEntry{first: recs[0].Seq, last: recs[len(recs)-1].Seq, print: req.app.Fingerprint}
+			j.idem[key] = idemEntry{first: recs[0].Seq, last: recs[len(recs)-1].Seq, print: req.Append.Fingerprint}
 		}
 	}
 	last := records[len(records)-1]
@@ -692,7 +627,7 @@ func (j *Journal) Follow(ctx context.Context, after uint64, fn func(journal.Reco
 		case <-changed:
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-j.done:
+		case <-j.batch.Done():
 			return journal.ErrClosed
 		}
 	}
@@ -707,7 +642,7 @@ func (j *Journal) Close() error {
 	}
 	j.closed = true
 	j.mu.Unlock()
-	close(j.done)
+	j.batch.Close()
 	j.wg.Wait()
 	err := j.file.Close()
 	j.lock.Close()

@@ -63,25 +63,14 @@ type Config struct {
 	BlockFor     time.Duration // XREAD BLOCK timeout while following; default 5 s
 }
 
-type request struct {
-	app   journal.Append
-	reply chan reply
-}
-
-type reply struct {
-	res journal.Result
-	err error
-}
-
 // Journal is the Redis backend. It implements journal.Journal.
 type Journal struct {
 	cfg Config
 	rdb *redis.Client
 	log *slog.Logger
 
-	reqs chan request
-	done chan struct{}
-	wg   sync.WaitGroup
+	batch *journal.Batcher
+	wg    sync.WaitGroup
 
 	// Chain head as last seen by the writer; only the writer uses them.
 	head     uint64
@@ -106,11 +95,10 @@ func Open(ctx context.Context, cfg Config) (*Journal, error) {
 		cfg.BlockFor = 5 * time.Second
 	}
 	j := &Journal{
-		cfg:  cfg,
-		rdb:  cfg.Client,
-		log:  cfg.Logger.With("component", "journal"),
-		reqs: make(chan request, maxBatchReqs),
-		done: make(chan struct{}),
+		cfg:   cfg,
+		rdb:   cfg.Client,
+		log:   cfg.Logger.With("component", "journal"),
+		batch: journal.NewBatcher(maxBatchReqs),
 	}
 	if err := j.rdb.Ping(ctx).Err(); err != nil {
 		return nil, fmt.Errorf("redisjournal: cannot reach Redis: %w", err)
@@ -123,7 +111,7 @@ func Open(ctx context.Context, cfg Config) (*Journal, error) {
 		return nil, err
 	}
 	j.wg.Add(1)
-	go j.writer()
+	go func() { defer j.wg.Done(); j.batch.Run(j.commit) }()
 	return j, nil
 }
 
@@ -158,64 +146,18 @@ func (j *Journal) refreshHead(ctx context.Context) error {
 
 // Append implements journal.Journal.
 func (j *Journal) Append(ctx context.Context, a journal.Append) (journal.Result, error) {
-	if err := a.Validate(); err != nil {
-		return journal.Result{}, err
-	}
-	req := request{app: a, reply: make(chan reply, 1)}
-	select {
-	case j.reqs <- req:
-	case <-j.done:
-		return journal.Result{}, journal.ErrClosed
-	case <-ctx.Done():
-		return journal.Result{}, ctx.Err()
-	}
-	select {
-	case rep := <-req.reply:
-		return rep.res, rep.err
-	case <-ctx.Done():
-		return journal.Result{}, ctx.Err()
-	}
-}
-
-func (j *Journal) writer() {
-	defer j.wg.Done()
-	for {
-		var batch []request
-		select {
-		case req := <-j.reqs:
-			batch = append(batch, req)
-		case <-j.done:
-			for {
-				select {
-				case req := <-j.reqs:
-					req.reply <- reply{err: journal.ErrClosed}
-				default:
-					return
-				}
-			}
-		}
-	drain:
-		for len(batch) < maxBatchReqs {
-			select {
-			case req := <-j.reqs:
-				batch = append(batch, req)
-			default:
-				break drain
-			}
-		}
-		j.commit(batch)
-	}
+	return j.batch.Submit(ctx, a)
 }
 
 // commit appends a batch, re-preparing after head moves and stopping points.
-func (j *Journal) commit(batch []request) {
+func (j *Journal) commit(batch []journal.Request) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for len(batch) > 0 {
 		n, prepared, err := j.prepare(batch)
 		if err != nil {
 			for _, req := range batch {
-				req.reply <- reply{err: err}
+				req.Reply(journal.Result{}, err)
 			}
 			return
 		}
@@ -229,7 +171,7 @@ func (j *Journal) commit(batch []request) {
 				j.log.Error("re-read journal head", "err", rerr)
 			}
 			for _, req := range batch[:n] {
-				req.reply <- reply{err: fmt.Errorf("redisjournal: append: %w", err)}
+				req.Reply(journal.Result{}, fmt.Errorf("redisjournal: append: %w", err))
 			}
 			batch = batch[n:]
 			continue
@@ -261,12 +203,12 @@ type prepared struct {
 
 // prepare seals the records of as many requests as fit in one call, from
 // the current head.
-func (j *Journal) prepare(batch []request) (int, []prepared, error) {
+func (j *Journal) prepare(batch []journal.Request) (int, []prepared, error) {
 	head, hash := j.head, j.headHash
 	out := make([]prepared, 0, len(batch))
 	size := 0
 	for _, req := range batch {
-		a := req.app
+		a := req.Append
 		each, _ := a.Versions()
 		p := prepared{records: make([]journal.Record, len(a.Events))}
 		p.args = append(p.args, a.IdemKey, a.Fingerprint, len(a.Expect))
@@ -352,9 +294,9 @@ func (j *Journal) call(ctx context.Context, cmds []prepared) (scriptResult, erro
 	return r, err
 }
 
-func (j *Journal) ack(ctx context.Context, reqs []request, cmds []prepared) {
+func (j *Journal) ack(ctx context.Context, reqs []journal.Request, cmds []prepared) {
 	for i, req := range reqs {
-		req.reply <- reply{res: journal.Result{Records: cmds[i].records}}
+		req.Reply(journal.Result{Records: cmds[i].records}, nil)
 	}
 	if len(cmds) > 0 {
 		last := cmds[len(cmds)-1].records
@@ -362,22 +304,22 @@ func (j *Journal) ack(ctx context.Context, reqs []request, cmds []prepared) {
 	}
 }
 
-func (j *Journal) reject(ctx context.Context, req request, out scriptResult) {
+func (j *Journal) reject(ctx context.Context, req journal.Request, out scriptResult) {
 	if out.status == "CONFLICT" {
 		var expected uint64
-		for _, e := range req.app.Expect {
+		for _, e := range req.Append.Expect {
 			if e.Aggregate == out.agg {
 				expected = e.Version
 			}
 		}
-		req.reply <- reply{err: &journal.ConflictError{Aggregate: out.agg, Expected: expected, Actual: out.actual, Head: out.headSeq}}
+		req.Reply(journal.Result{}, &journal.ConflictError{Aggregate: out.agg, Expected: expected, Actual: out.actual, Head: out.headSeq})
 		return
 	}
 	res, fp, err := j.resolve(ctx, out.prior)
-	if err == nil && fp != req.app.Fingerprint {
+	if err == nil && fp != req.Append.Fingerprint {
 		err = journal.ErrIdempotencyKeyReused
 	}
-	req.reply <- reply{res: res, err: err}
+	req.Reply(res, err)
 }
 
 // resolve reads the records named by an idempotency entry "first:last:fp".
@@ -478,7 +420,7 @@ func (j *Journal) Read(ctx context.Context, after uint64, fn func(journal.Record
 func (j *Journal) Follow(ctx context.Context, after uint64, fn func(journal.Record) error) error {
 	for {
 		select {
-		case <-j.done:
+		case <-j.batch.Done():
 			return journal.ErrClosed
 		default:
 		}
@@ -523,7 +465,7 @@ func (j *Journal) Follow(ctx context.Context, after uint64, fn func(journal.Reco
 // Close stops the writer. The Redis client belongs to the caller.
 func (j *Journal) Close() error {
 	j.closeOnce.Do(func() {
-		close(j.done)
+		j.batch.Close()
 		j.wg.Wait()
 	})
 	return nil
