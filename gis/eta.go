@@ -57,24 +57,44 @@ var DefaultSpeeds = map[string]float64{
 	"tablet_post": 5 / 3.6,
 }
 
-func (s StraightLine) one(to Point, f ETAFrom) ETA {
-	detour := s.Detour
-	if detour < 1 {
-		detour = 1.4
+func (s StraightLine) detour() float64 {
+	if s.Detour < 1 {
+		return 1.4
 	}
+	return s.Detour
+}
+
+// speed is the speed of a kind in m/s.
+func (s StraightLine) speed(kind string) float64 {
 	speeds := s.Speeds
 	if speeds == nil {
 		speeds = DefaultSpeeds
 	}
-	v, ok := speeds[f.Kind]
-	if !ok || v <= 0 {
-		v = s.Default
-		if v <= 0 {
-			v = 40 / 3.6
-		}
+	if v, ok := speeds[kind]; ok && v > 0 {
+		return v
 	}
-	d := Distance(f.Point, to) * detour
-	return ETA{Seconds: d / v, Metres: d, Source: "straight_line"}
+	if s.Default > 0 {
+		return s.Default
+	}
+	return 40 / 3.6
+}
+
+// maxSpeed is the fastest speed of any kind, known or not.
+func (s StraightLine) maxSpeed() float64 {
+	v := s.speed("")
+	speeds := s.Speeds
+	if speeds == nil {
+		speeds = DefaultSpeeds
+	}
+	for _, x := range speeds {
+		v = max(v, x)
+	}
+	return v
+}
+
+func (s StraightLine) one(to Point, f ETAFrom) ETA {
+	d := Distance(f.Point, to) * s.detour()
+	return ETA{Seconds: d / s.speed(f.Kind), Metres: d, Source: "straight_line"}
 }
 
 // ETAs implements ETAProvider; it never fails.

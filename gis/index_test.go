@@ -1,6 +1,7 @@
 package gis
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -75,7 +76,7 @@ func bruteNearest(infos []UnitInfo, fixes []UnitFix, q NearestQuery) []string {
 			all = append(all, c{u.ID, d})
 		}
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].d < all[j].d })
+	sort.Slice(all, func(i, j int) bool { return all[i].d < all[j].d || all[i].d == all[j].d && all[i].id < all[j].id })
 	if q.K > 0 && len(all) > q.K {
 		all = all[:q.K]
 	}
@@ -121,6 +122,142 @@ func TestNearestMatchesBruteForce(t *testing.T) {
 		}
 		if want := bruteNearest(infos, fixes, q); !slices.Equal(ids, want) {
 			t.Fatalf("query %d %+v:\n got %v\nwant %v", i, q, ids, want)
+		}
+	}
+}
+
+// TestNearestWorldwide: units and queries over the whole globe, crowded at
+// the poles and on both sides of the antimeridian, where the search
+// rectangles wrap or span every longitude; statuses change after the
+// units have positions. The index agrees with brute force.
+func TestNearestWorldwide(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	point := func() Point {
+		switch rng.IntN(4) {
+		case 0: // near a pole
+			return Point{Lat: (88 + 2*rng.Float64()) * float64(1-2*rng.IntN(2)), Lon: rng.Float64()*360 - 180}
+		case 1: // either side of the antimeridian
+			return Point{Lat: rng.Float64()*120 - 60, Lon: (179 + rng.Float64()) * float64(1-2*rng.IntN(2))}
+		default:
+			return Point{Lat: rng.Float64()*180 - 90, Lon: rng.Float64()*360 - 180}
+		}
+	}
+	infos, fixes := randomUnits(rng, 3000, now0)
+	for i := range fixes {
+		p := point()
+		fixes[i].Fix.Lat, fixes[i].Fix.Lon = p.Lat, p.Lon
+	}
+	ix := NewIndex()
+	loadIndex(t, ix, infos, fixes)
+	for i := range infos {
+		if i%10 == 0 { // a status change after the fix moves the unit between filters
+			infos[i].Status = map[string]string{"available": "busy", "busy": "available"}[infos[i].Status]
+			if err := ix.SetUnit(infos[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 400 {
+		q := NearestQuery{Point: point(), K: 1 + rng.IntN(20), Now: now0, Statuses: []string{"available"}}
+		if i%3 == 0 {
+			q.Radius = rng.Float64() * 2e6
+		}
+		if i%4 == 0 {
+			q.Agency = agencies[rng.IntN(2)]
+		}
+		got, err := ix.Nearest(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := make([]string, len(got))
+		for j, c := range got {
+			ids[j] = c.ID
+		}
+		if want := bruteNearest(infos, fixes, q); !slices.Equal(ids, want) {
+			t.Fatalf("query %d %+v:\n got %v\nwant %v", i, q, ids, want)
+		}
+		if q.Radius > 0 {
+			w, err := ix.Within(NearestQuery{Point: q.Point, Radius: q.Radius, Statuses: q.Statuses, Agency: q.Agency, Now: now0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := bruteNearest(infos, fixes, NearestQuery{Point: q.Point, Radius: q.Radius, Statuses: q.Statuses, Agency: q.Agency, Now: now0}); len(w) != len(want) {
+				t.Fatalf("Within %+v: %d units, brute force %d", q, len(w), len(want))
+			}
+		}
+	}
+	// A status no unit has matches nothing; removing a unit takes it out.
+	if c, _ := ix.Nearest(NearestQuery{Point: point(), K: 5, Statuses: []string{"no-such-status"}}); len(c) != 0 {
+		t.Fatalf("unknown status matched %d units", len(c))
+	}
+	c, _ := ix.Nearest(NearestQuery{Point: fixes[1].Fix.Point(), K: 1})
+	if !ix.RemoveUnit(c[0].ID) {
+		t.Fatal("RemoveUnit of a unit with a position")
+	}
+	if c2, _ := ix.Nearest(NearestQuery{Point: fixes[1].Fix.Point(), K: 1}); c2[0].ID == c[0].ID {
+		t.Fatal("removed unit still found")
+	}
+}
+
+// TestNearestByTimeMatchesBruteForce: ranked by straight-line travel time
+// over mixed kinds (cars, motorcycles, foot patrols, posts), the index's K
+// quickest are the brute-force K quickest, and Recommend ranks them alike.
+func TestNearestByTimeMatchesBruteForce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	infos, fixes := randomUnits(rng, 5000, now0)
+	ix := NewIndex()
+	loadIndex(t, ix, infos, fixes)
+	sl := StraightLine{}
+	rec := Recommender{Units: ix}
+	for i := range 300 {
+		q := NearestQuery{Point: randomPoint(rng), K: 1 + rng.IntN(20), Now: now0, Statuses: []string{"available"}, ByTime: &sl}
+		if i%5 == 0 {
+			q.MaxAge = 5 * time.Minute
+		}
+		if i%7 == 0 {
+			q.Radius = rng.Float64() * 3000
+		}
+		type c struct {
+			id string
+			s  float64
+		}
+		var all []c
+		for j, u := range infos {
+			e := &entry{info: u, fix: fixes[j].Fix, hasFix: true}
+			d := Distance(q.Point, fixes[j].Fix.Point())
+			if (q.Radius == 0 || d <= q.Radius) && q.match(e, q.Now) {
+				all = append(all, c{u.ID, sl.one(q.Point, ETAFrom{Point: fixes[j].Fix.Point(), Kind: u.Kind}).Seconds})
+			}
+		}
+		slices.SortFunc(all, func(a, b c) int {
+			if a.s != b.s {
+				return cmp.Compare(a.s, b.s)
+			}
+			return strings.Compare(a.id, b.id)
+		})
+		all = all[:min(len(all), q.K)]
+		got, err := ix.Nearest(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(all) {
+			t.Fatalf("query %d: %d units, brute force %d", i, len(got), len(all))
+		}
+		for j := range got {
+			if got[j].ID != all[j].id {
+				t.Fatalf("query %d rank %d: %s, brute force %s (%.1f s)", i, j, got[j].ID, all[j].id, all[j].s)
+			}
+		}
+		if q.Radius == 0 {
+			recs, err := rec.Recommend(context.Background(), RecommendQuery{Point: q.Point, K: q.K, MaxAge: q.MaxAge, Now: now0})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j := range recs {
+				if recs[j].UnitID != all[j].id || math.Abs(recs[j].ETA.Seconds-all[j].s) > 1e-6 {
+					t.Fatalf("query %d: recommendation %d is %s (%.1f s), brute force %s (%.1f s)", i, j, recs[j].UnitID, recs[j].ETA.Seconds, all[j].id, all[j].s)
+				}
+			}
 		}
 	}
 }

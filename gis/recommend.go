@@ -1,10 +1,10 @@
 package gis
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -42,8 +42,9 @@ type Recommender struct {
 	Units             *Index
 	ETA               ETAProvider // nil = StraightLine{}
 	AvailableStatuses []string    // default ["available"]
-	// PoolFactor × K nearest available units are sent to the ETA provider
-	// (straight-line nearest is not route-nearest); default 3.
+	// PoolFactor × K nearest available units are sent to a routing ETA
+	// provider (straight-line nearest is not route-nearest); default 3.
+	// With StraightLine the index ranks by time and no pool is needed.
 	PoolFactor int
 }
 
@@ -68,12 +69,26 @@ func (r *Recommender) Recommend(ctx context.Context, q RecommendQuery) ([]Recomm
 	if len(statuses) == 0 {
 		statuses = []string{"available"}
 	}
+	eta := r.ETA
+	if eta == nil {
+		eta = StraightLine{}
+	}
 	pf := r.PoolFactor
 	if pf <= 0 {
 		pf = 3
 	}
 	nq := NearestQuery{Point: q.Point, K: pf * q.K, Statuses: statuses, Agency: q.Agency,
 		Capabilities: q.RequiredCapabilities, MaxAge: q.MaxAge, Now: q.Now}
+	// With straight-line ETAs the index ranks by travel time itself, so the
+	// K quickest are exact and no larger pool is needed. A routing provider
+	// gets the pf × K nearest by distance (straight-line nearest is not
+	// route-nearest).
+	switch sl := eta.(type) {
+	case StraightLine:
+		nq.ByTime, nq.K, pf = &sl, q.K, 1
+	case *StraightLine:
+		nq.ByTime, nq.K, pf = sl, q.K, 1
+	}
 	pool, err := r.Units.Nearest(nq)
 	if err != nil {
 		return nil, err
@@ -97,10 +112,6 @@ func (r *Recommender) Recommend(ctx context.Context, q RecommendQuery) ([]Recomm
 	if len(pool) == 0 {
 		return nil, nil
 	}
-	eta := r.ETA
-	if eta == nil {
-		eta = StraightLine{}
-	}
 	from := make([]ETAFrom, len(pool))
 	for i, c := range pool {
 		from[i] = ETAFrom{Point: c.Fix.Point(), Kind: c.Kind}
@@ -116,33 +127,44 @@ func (r *Recommender) Recommend(ctx context.Context, q RecommendQuery) ([]Recomm
 			etas[i].Fallback = reason
 		}
 	}
-	recs := make([]Recommendation, len(pool))
+	// Rank on (capability match, ETA) first; only the K kept become full
+	// recommendations.
+	type ranked struct {
+		i       int
+		capOK   bool
+		seconds float64
+	}
+	order := make([]ranked, len(pool))
 	for i, c := range pool {
+		order[i] = ranked{i, c.HasAll(q.RequiredCapabilities), etas[i].Seconds}
+	}
+	slices.SortStableFunc(order, func(a, b ranked) int {
+		if a.capOK != b.capOK {
+			if a.capOK {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.seconds, b.seconds)
+	})
+	order = order[:min(len(order), q.K)]
+	recs := make([]Recommendation, len(order))
+	for r, o := range order {
+		c := &pool[o.i]
 		var missing []string
 		for _, req := range q.RequiredCapabilities {
 			if !slices.Contains(c.Capabilities, req) {
 				missing = append(missing, req)
 			}
 		}
-		recs[i] = Recommendation{
+		recs[r] = Recommendation{
+			Rank:   r + 1,
 			UnitID: c.ID, Label: c.Label, Agency: c.Agency, Kind: c.Kind, Status: c.Status,
-			Position: c.Fix.Point(), DistanceM: c.Distance, ETA: etas[i],
-			CapabilityOK: len(missing) == 0, MissingCaps: missing,
+			Position: c.Fix.Point(), DistanceM: c.Distance, ETA: etas[o.i],
+			CapabilityOK: o.capOK, MissingCaps: missing,
 			PositionAgeS: q.Now.Sub(c.Fix.Time).Seconds(), PositionTime: c.Fix.Time,
 			PositionStale: c.Fix.Stale, AccuracyM: c.Fix.Accuracy,
 		}
-	}
-	sort.SliceStable(recs, func(i, j int) bool {
-		if recs[i].CapabilityOK != recs[j].CapabilityOK {
-			return recs[i].CapabilityOK
-		}
-		return recs[i].ETA.Seconds < recs[j].ETA.Seconds
-	})
-	if len(recs) > q.K {
-		recs = recs[:q.K]
-	}
-	for i := range recs {
-		recs[i].Rank = i + 1
 	}
 	return recs, nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/kuzet/kuzet/dispatch"
 	"github.com/kuzet/kuzet/gis"
 	"github.com/kuzet/kuzet/internal/auth"
+	"github.com/kuzet/kuzet/internal/jsonw"
 )
 
 // Live tracking in the server (issue 3). How data moves:
@@ -911,6 +912,13 @@ type recommendationView struct {
 	Pick dispatch.RecPick `json:"pick"`
 }
 
+// recommendationsAnswer is the shape appendRecommendations writes.
+type recommendationsAnswer struct {
+	IncidentID      string               `json:"incident_id"`
+	Location        dispatch.Location    `json:"location"`
+	Recommendations []recommendationView `json:"recommendations"`
+}
+
 // recommendations serves GET /api/v1/incidents/{id}/recommendations.
 func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 	if !s.gisReady(w, r) {
@@ -947,11 +955,125 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, fixError(err))
 		return
 	}
-	out := make([]recommendationView, len(recs))
-	for i, rc := range recs {
-		out[i] = recommendationView{Recommendation: rc, Pick: dispatch.RecPick{Rank: rc.Rank, DistanceM: rc.DistanceM, ETASec: rc.ETA.Seconds, Source: rc.ETA.Source}}
+	bp := answerBufs.Get().(*[]byte)
+	*bp = appendRecommendations((*bp)[:0], in.ID, in.Location, recs)
+	writeRawJSON(w, http.StatusOK, *bp)
+	if cap(*bp) <= 64<<10 {
+		answerBufs.Put(bp)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"incident_id": in.ID, "location": in.Location, "recommendations": out})
+}
+
+// answerBufs are the buffers hand-encoded answers are built in.
+var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
+
+// appendRecommendations writes the recommendations answer: the JSON that
+// encoding/json makes of recommendationsAnswer (TestRecommendationsJSON),
+// written by hand because it is the answer dispatchers wait for most and
+// reflection was a fifth of its cost.
+func appendRecommendations(b []byte, incidentID string, loc dispatch.Location, recs []gis.Recommendation) []byte {
+	b = append(b, '{')
+	b = jsonw.Key(b, "incident_id")
+	b = jsonw.String(b, incidentID)
+	b = jsonw.Key(b, "location")
+	b = append(b, '{')
+	b = jsonw.Key(b, "lat")
+	b = jsonw.Float(b, loc.Lat)
+	b = jsonw.Key(b, "lon")
+	b = jsonw.Float(b, loc.Lon)
+	if loc.Accuracy != 0 {
+		b = jsonw.Key(b, "accuracy_m")
+		b = jsonw.Float(b, loc.Accuracy)
+	}
+	for _, f := range [...]struct{ k, v string }{{"source", loc.Source}, {"address", loc.Address}, {"sector", loc.Sector}} {
+		if f.v != "" {
+			b = jsonw.Key(b, f.k)
+			b = jsonw.String(b, f.v)
+		}
+	}
+	b = append(b, '}')
+	b = jsonw.Key(b, "recommendations")
+	b = append(b, '[')
+	for i := range recs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendRecommendation(b, &recs[i])
+	}
+	return append(b, ']', '}', '\n')
+}
+
+func appendRecommendation(b []byte, rc *gis.Recommendation) []byte {
+	b = append(b, '{')
+	b = jsonw.Key(b, "rank")
+	b = jsonw.Int(b, int64(rc.Rank))
+	b = jsonw.Key(b, "unit_id")
+	b = jsonw.String(b, rc.UnitID)
+	if rc.Label != "" {
+		b = jsonw.Key(b, "label")
+		b = jsonw.String(b, rc.Label)
+	}
+	b = jsonw.Key(b, "agency")
+	b = jsonw.String(b, rc.Agency)
+	b = jsonw.Key(b, "kind")
+	b = jsonw.String(b, rc.Kind)
+	b = jsonw.Key(b, "status")
+	b = jsonw.String(b, rc.Status)
+	b = jsonw.Key(b, "position")
+	b = append(b, '{')
+	b = jsonw.Key(b, "lat")
+	b = jsonw.Float(b, rc.Position.Lat)
+	b = jsonw.Key(b, "lon")
+	b = jsonw.Float(b, rc.Position.Lon)
+	b = append(b, '}')
+	b = jsonw.Key(b, "distance_m")
+	b = jsonw.Float(b, rc.DistanceM)
+	b = jsonw.Key(b, "eta")
+	b = append(b, '{')
+	b = jsonw.Key(b, "eta_s")
+	b = jsonw.Float(b, rc.ETA.Seconds)
+	b = jsonw.Key(b, "distance_m")
+	b = jsonw.Float(b, rc.ETA.Metres)
+	b = jsonw.Key(b, "source")
+	b = jsonw.String(b, rc.ETA.Source)
+	if rc.ETA.Fallback != "" {
+		b = jsonw.Key(b, "fallback")
+		b = jsonw.String(b, rc.ETA.Fallback)
+	}
+	b = append(b, '}')
+	b = jsonw.Key(b, "capability_match")
+	b = jsonw.Bool(b, rc.CapabilityOK)
+	if len(rc.MissingCaps) > 0 {
+		b = jsonw.Key(b, "missing_capabilities")
+		b = append(b, '[')
+		for i, c := range rc.MissingCaps {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonw.String(b, c)
+		}
+		b = append(b, ']')
+	}
+	b = jsonw.Key(b, "position_age_s")
+	b = jsonw.Float(b, rc.PositionAgeS)
+	b = jsonw.Key(b, "position_time")
+	b = jsonw.Time(b, rc.PositionTime)
+	b = jsonw.Key(b, "position_stale")
+	b = jsonw.Bool(b, rc.PositionStale)
+	b = jsonw.Key(b, "accuracy_m")
+	b = jsonw.Float(b, rc.AccuracyM)
+	b = jsonw.Key(b, "pick")
+	b = append(b, '{')
+	b = jsonw.Key(b, "rank")
+	b = jsonw.Int(b, int64(rc.Rank))
+	b = jsonw.Key(b, "distance_m")
+	b = jsonw.Float(b, rc.DistanceM)
+	b = jsonw.Key(b, "eta_s")
+	b = jsonw.Float(b, rc.ETA.Seconds)
+	if rc.ETA.Source != "" {
+		b = jsonw.Key(b, "source")
+		b = jsonw.String(b, rc.ETA.Source)
+	}
+	return append(b, '}', '}')
 }
 
 func floatParam(q map[string][]string, name string, def float64, required bool) (float64, error) {

@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -980,6 +982,47 @@ func TestCamerasNear(t *testing.T) {
 	for _, q := range []string{"lon=76.9", "lat=43.2", "lat=95&lon=76.9", "lat=43.2&lon=76.9&radius=0", "lat=43.2&lon=76.9&radius=1e9", "lat=x&lon=76.9"} {
 		if a := f.do("GET", "/api/v1/cameras/near?"+q, f.tokens[auth.RoleViewer], nil); a.status != 400 {
 			t.Errorf("%s: %d %s", q, a.status, a.body)
+		}
+	}
+}
+
+// TestRecommendationsJSON: the hand-written recommendations answer decodes
+// to exactly what encoding/json makes of the same values, with and without
+// the optional members, for awkward strings and numbers.
+func TestRecommendationsJSON(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	words := []string{"", "P-12", "Қ\"\\\n", "bad\xffutf8", "\u2028", "k9"}
+	word := func() string { return words[rng.IntN(len(words))] }
+	num := func() float64 { return []float64{0, 1e-9, 43.238949, -76.5, 1e22, 1234.5678}[rng.IntN(6)] }
+	for range 300 {
+		loc := dispatch.Location{Lat: num(), Lon: num(), Accuracy: num(), Source: word(), Address: word(), Sector: word()}
+		recs := make([]gis.Recommendation, rng.IntN(4))
+		views := make([]recommendationView, len(recs))
+		for i := range recs {
+			rc := gis.Recommendation{Rank: i + 1, UnitID: word(), Label: word(), Agency: word(), Kind: word(), Status: word(),
+				Position: gis.Point{Lat: num(), Lon: num()}, DistanceM: num(),
+				ETA:          gis.ETA{Seconds: num(), Metres: num(), Source: word(), Fallback: word()},
+				CapabilityOK: rng.IntN(2) == 0, PositionAgeS: num(), PositionTime: time.Unix(rng.Int64N(2e9), rng.Int64N(1e9)).UTC(),
+				PositionStale: rng.IntN(2) == 0, AccuracyM: num()}
+			for range rng.IntN(3) {
+				rc.MissingCaps = append(rc.MissingCaps, word())
+			}
+			recs[i] = rc
+			views[i] = recommendationView{Recommendation: rc, Pick: dispatch.RecPick{Rank: rc.Rank, DistanceM: rc.DistanceM, ETASec: rc.ETA.Seconds, Source: rc.ETA.Source}}
+		}
+		id := word()
+		want, err := json.Marshal(recommendationsAnswer{IncidentID: id, Location: loc, Recommendations: views})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := appendRecommendations(nil, id, loc, recs)
+		var g, w any
+		if err := json.Unmarshal(got, &g); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, got)
+		}
+		_ = json.Unmarshal(want, &w)
+		if !reflect.DeepEqual(g, w) {
+			t.Fatalf("hand-written:\n%s\nencoding/json:\n%s", got, want)
 		}
 	}
 }
