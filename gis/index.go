@@ -322,10 +322,16 @@ func (q *NearestQuery) match(e *entry, now time.Time) bool {
 // Nearest returns up to q.K units matching the filters, nearest first by
 // great-circle distance (ties by id). See search for how.
 func (ix *Index) Nearest(q NearestQuery) ([]Candidate, error) {
+	return ix.NearestAppend(nil, q)
+}
+
+// NearestAppend is Nearest appending to dst, for callers that reuse a
+// buffer.
+func (ix *Index) NearestAppend(dst []Candidate, q NearestQuery) ([]Candidate, error) {
 	if err := q.check(false); err != nil {
-		return nil, err
+		return dst, err
 	}
-	return ix.search(q), nil
+	return ix.search(q, dst), nil
 }
 
 // Within returns the units matching the filters within q.Radius metres,
@@ -334,7 +340,7 @@ func (ix *Index) Within(q NearestQuery) ([]Candidate, error) {
 	if err := q.check(true); err != nil {
 		return nil, err
 	}
-	return ix.search(q), nil
+	return ix.search(q, nil), nil
 }
 
 // filter is a NearestQuery compiled against the interned names, tested on
@@ -433,14 +439,14 @@ var hitPool = sync.Pool{New: func() any { s := make([]hit, 0, 256); return &s }}
 // This replaced a best-first walk (rtree.Nearby), which pushed every item
 // of every leaf it opened through a priority queue: 31 µs per k=10 query at
 // 100,000 units against about 4 µs now (BenchmarkNearestSingle).
-func (ix *Index) search(q NearestQuery) []Candidate {
+func (ix *Index) search(q NearestQuery, out []Candidate) []Candidate {
 	o := newOrigin(q.Point)
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	f, ok := ix.compile(&q)
 	n := ix.tr.Len()
 	if !ok || n == 0 {
-		return nil
+		return out
 	}
 	hp := hitPool.Get().(*[]hit)
 	defer func() {
@@ -520,9 +526,9 @@ func (ix *Index) search(q NearestQuery) []Candidate {
 	if q.K <= 0 {
 		slices.SortFunc(hits, hit.cmp)
 	}
-	out := make([]Candidate, len(hits))
-	for i, h := range hits {
-		out[i] = Candidate{UnitState: h.e.state(), Distance: hav2m(h.a)}
+	out = slices.Grow(out, len(hits))
+	for _, h := range hits {
+		out = append(out, Candidate{UnitState: h.e.state(), Distance: hav2m(h.a)})
 	}
 	return out
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -48,6 +49,25 @@ type Recommender struct {
 	PoolFactor int
 }
 
+// recScratch are a recommendation's working slices, reused: a busy
+// dispatch centre asks for recommendations thousands of times a second in
+// a load test, and these were most of the garbage.
+type recScratch struct {
+	pool, more []Candidate
+	from       []ETAFrom
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(recScratch) }}
+
+func (sc *recScratch) release() {
+	if cap(sc.pool)+cap(sc.more) > 1024 {
+		return // a rare huge query: not kept
+	}
+	clear(sc.pool) // drop references to unit strings
+	clear(sc.more)
+	scratchPool.Put(sc)
+}
+
 // Recommend returns up to K available units ranked: units with every
 // required capability first, then by ETA. If fewer than K units have all
 // required capabilities, the nearest others fill the list, marked with the
@@ -89,14 +109,18 @@ func (r *Recommender) Recommend(ctx context.Context, q RecommendQuery) ([]Recomm
 	case *StraightLine:
 		nq.ByTime, nq.K, pf = sl, q.K, 1
 	}
-	pool, err := r.Units.Nearest(nq)
+	sc := scratchPool.Get().(*recScratch)
+	defer sc.release()
+	pool, err := r.Units.NearestAppend(sc.pool[:0], nq)
+	sc.pool = pool
 	if err != nil {
 		return nil, err
 	}
 	if len(pool) < q.K && len(q.RequiredCapabilities) > 0 {
 		nq.Capabilities = nil
 		nq.K = pf*q.K + len(pool)
-		more, err := r.Units.Nearest(nq)
+		more, err := r.Units.NearestAppend(sc.more[:0], nq)
+		sc.more = more
 		if err != nil {
 			return nil, err
 		}
@@ -108,14 +132,16 @@ func (r *Recommender) Recommend(ctx context.Context, q RecommendQuery) ([]Recomm
 				pool = append(pool, c)
 			}
 		}
+		sc.pool = pool
 	}
 	if len(pool) == 0 {
 		return nil, nil
 	}
-	from := make([]ETAFrom, len(pool))
-	for i, c := range pool {
-		from[i] = ETAFrom{Point: c.Fix.Point(), Kind: c.Kind}
+	from := sc.from[:0]
+	for _, c := range pool {
+		from = append(from, ETAFrom{Point: c.Fix.Point(), Kind: c.Kind})
 	}
+	sc.from = from
 	etas, err := eta.ETAs(ctx, q.Point, from)
 	if err != nil || len(etas) != len(pool) {
 		reason := fmt.Sprintf("%v", err)

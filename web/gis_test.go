@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -986,6 +987,14 @@ func TestCamerasNear(t *testing.T) {
 	}
 }
 
+func roundTo(x float64, d int) float64 {
+	p := math.Pow10(d)
+	if n := math.Round(x * p); math.Abs(n) < 1<<53 {
+		return n / p
+	}
+	return x
+}
+
 // TestRecommendationsJSON: the hand-written recommendations answer decodes
 // to exactly what encoding/json makes of the same values, with and without
 // the optional members, for awkward strings and numbers.
@@ -993,7 +1002,9 @@ func TestRecommendationsJSON(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	words := []string{"", "P-12", "Қ\"\\\n", "bad\xffutf8", "\u2028", "k9"}
 	word := func() string { return words[rng.IntN(len(words))] }
-	num := func() float64 { return []float64{0, 1e-9, 43.238949, -76.5, 1e22, 1234.5678}[rng.IntN(6)] }
+	num := func() float64 {
+		return []float64{0, 1e-9, 43.23894917, -76.55, 1e22, 1234.5678, rng.Float64() * 1e4}[rng.IntN(7)]
+	}
 	for range 300 {
 		loc := dispatch.Location{Lat: num(), Lon: num(), Accuracy: num(), Source: word(), Address: word(), Sector: word()}
 		recs := make([]gis.Recommendation, rng.IntN(4))
@@ -1011,7 +1022,17 @@ func TestRecommendationsJSON(t *testing.T) {
 			views[i] = recommendationView{Recommendation: rc, Pick: dispatch.RecPick{Rank: rc.Rank, DistanceM: rc.DistanceM, ETASec: rc.ETA.Seconds, Source: rc.ETA.Source}}
 		}
 		id := word()
-		want, err := json.Marshal(recommendationsAnswer{IncidentID: id, Location: loc, Recommendations: views})
+		// The answer rounds coordinates to 7 decimals, metres and seconds to 1.
+		rl := loc
+		rl.Lat, rl.Lon, rl.Accuracy = roundTo(loc.Lat, 7), roundTo(loc.Lon, 7), roundTo(loc.Accuracy, 1)
+		for i := range views {
+			v := &views[i]
+			v.Position = gis.Point{Lat: roundTo(v.Position.Lat, 7), Lon: roundTo(v.Position.Lon, 7)}
+			v.DistanceM, v.ETA.Seconds, v.ETA.Metres = roundTo(v.DistanceM, 1), roundTo(v.ETA.Seconds, 1), roundTo(v.ETA.Metres, 1)
+			v.PositionAgeS, v.AccuracyM = roundTo(v.PositionAgeS, 1), roundTo(v.AccuracyM, 1)
+			v.Pick.DistanceM, v.Pick.ETASec = roundTo(v.Pick.DistanceM, 1), roundTo(v.Pick.ETASec, 1)
+		}
+		want, err := json.Marshal(recommendationsAnswer{IncidentID: id, Location: rl, Recommendations: views})
 		if err != nil {
 			t.Fatal(err)
 		}

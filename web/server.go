@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -238,7 +239,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
-			obs.WithLabelValues(fmt.Sprint(sw.status)).Observe(time.Since(start).Seconds())
+			obs.WithLabelValues(strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
 		}()
 		if !rt.public {
 			p, ok := s.authenticate(sw, r)

@@ -54,6 +54,34 @@ func TestMatchesEncodingJSON(t *testing.T) {
 			t.Fatalf("Float(%v) = %s, encoding/json %s", f, got, want)
 		}
 	}
+	for _, f := range floats {
+		for d := range 10 {
+			got := Fixed(nil, f, d)
+			if math.IsNaN(f) || math.IsInf(f, 0) {
+				if string(got) != "null" {
+					t.Fatalf("Fixed(%v, %d) = %s", f, d, got)
+				}
+				continue
+			}
+			want := f
+			if n := math.Round(f * pow10[d]); math.Abs(n) < 1<<53 {
+				want = n / pow10[d]
+			}
+			var back float64
+			if err := json.Unmarshal(got, &back); err != nil || back != want {
+				t.Fatalf("Fixed(%v, %d) = %s, reads back %v (%v), want %v", f, d, got, back, err, want)
+			}
+		}
+	}
+	for _, c := range []struct {
+		f    float64
+		d    int
+		want string
+	}{{1234.5678, 1, "1234.6"}, {-0.04, 1, "0"}, {43.2389491, 7, "43.2389491"}, {0.5, 0, "1"}, {-2.25, 1, "-2.3"}, {10.100, 3, "10.1"}, {7, 2, "7"}} {
+		if got := string(Fixed(nil, c.f, c.d)); got != c.want {
+			t.Fatalf("Fixed(%v, %d) = %s, want %s", c.f, c.d, got, c.want)
+		}
+	}
 	for _, tm := range []time.Time{{}, time.Date(2026, 11, 29, 19, 1, 2, 345678900, time.UTC), time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("ALMT", 5*3600))} {
 		want, _ := json.Marshal(tm)
 		if got := Time(nil, tm); string(got) != string(want) {
