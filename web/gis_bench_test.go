@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -287,6 +289,21 @@ func BenchmarkGISNearestHTTP(b *testing.B) {
 				paced(b, benchClients, b.N, float64(rate), "q", func(c, i int) error { return cs[c].get(path(i)) })
 			})
 		}
+		paths := make([]string, len(g.incs))
+		for i := range paths {
+			paths[i] = path(i)
+		}
+		job := loadgenJob{Addr: g.http.Listener.Addr().String(), Token: tok, Paths: paths, Clients: benchClients}
+		b.Run(fmt.Sprintf("units=%d/ours-http-raw-process", n), func(b *testing.B) {
+			job.Total, job.Rate = b.N, 0
+			loadFromProcess(b, job, "q")
+		})
+		for _, rate := range benchPacedRates {
+			b.Run(fmt.Sprintf("units=%d/ours-http-raw-process-paced-%d", n, rate), func(b *testing.B) {
+				job.Total, job.Rate = b.N, float64(rate)
+				loadFromProcess(b, job, "q")
+			})
+		}
 		if n == 100_000 {
 			benchHTTPFloor(b, g, len(g.rawClients(b, 1, tok)[0].lastBody(b, path(0))))
 		}
@@ -352,6 +369,17 @@ func benchHTTPFloor(b *testing.B, g *gisBench, size int) {
 		b.Run(fmt.Sprintf("floor-nethttp-fixed-answer-paced-%d", rate), func(b *testing.B) {
 			cs := fg.rawClients(b, benchClients, "x")
 			paced(b, benchClients, b.N, float64(rate), "q", func(c, _ int) error { return cs[c].get("/") })
+		})
+	}
+	job := loadgenJob{Addr: floor.Listener.Addr().String(), Token: "x", Paths: []string{"/"}, Clients: benchClients}
+	b.Run("floor-nethttp-fixed-answer-process", func(b *testing.B) {
+		job.Total, job.Rate = b.N, 0
+		loadFromProcess(b, job, "q")
+	})
+	for _, rate := range benchPacedRates {
+		b.Run(fmt.Sprintf("floor-nethttp-fixed-answer-process-paced-%d", rate), func(b *testing.B) {
+			job.Total, job.Rate = b.N, float64(rate)
+			loadFromProcess(b, job, "q")
 		})
 	}
 }
@@ -458,40 +486,56 @@ func (c *rawClient) get(path string) error {
 	return nil
 }
 
-// paced sends total requests from n clients at rate requests/s offered in
-// all (each client its share, staggered: client c sends its i-th request
-// at its slot, or at once if it is past the slot), and reports the achieved
-// rate, p50/p99/p99.9 latency from sending to the whole answer, process
-// CPU per request, and the share of requests sent more than 1 ms after
-// their slot ("late-%": the offered rate was not held). Latency counts from
-// the send, not the slot: Go's timers wake an idle process with about 1 ms
-// granularity, so counting from the slot would charge the client's own
-// oversleeping to the server; the late share shows any backlog instead.
-func paced(b *testing.B, n, total int, rate float64, unit string, op func(c, i int) error) {
-	b.Helper()
-	interval := time.Duration(float64(n) / rate * 1e9)
+// loadResult is what runLoad measured.
+type loadResult struct {
+	N       int     `json:"n"`
+	Seconds float64 `json:"s"`
+	P50     float64 `json:"p50_us"`
+	P99     float64 `json:"p99_us"`
+	P999    float64 `json:"p999_us"`
+	LatePct float64 `json:"late_pct"`
+	CPU     float64 `json:"cpu_us"` // this process's CPU over the run
+}
+
+// runLoad sends total requests from n clients. With rate 0 each client
+// sends its next request when the last is answered (closed loop, the most
+// queries/s). With a rate, the clients offer rate requests/s in all, each
+// its share, staggered: client c sends its i-th request at its slot, or at
+// once if it is past the slot; LatePct is the share sent more than 1 ms
+// after their slot (the offered rate was not held). Latency counts from
+// the send to the whole answer, not from the slot: Go's timers wake an idle
+// process with about 1 ms granularity, so counting from the slot would
+// charge the client's own oversleeping to the server; LatePct shows any
+// backlog instead.
+func runLoad(n, total int, rate float64, op func(c, i int) error) (loadResult, error) {
+	var interval time.Duration
+	if rate > 0 {
+		interval = time.Duration(float64(n) / rate * 1e9)
+	}
 	per := (total + n - 1) / n
 	lats := make([][]time.Duration, n)
+	errs := make([]error, n)
 	var late atomic.Int64
 	var wg sync.WaitGroup
-	b.ResetTimer()
 	start, cpu0 := time.Now().Add(time.Millisecond), procCPU()
 	for c := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			lats[c] = make([]time.Duration, 0, per)
 			offset := time.Duration(c) * interval / time.Duration(n)
 			for i := range per {
-				slot := start.Add(offset + time.Duration(i)*interval)
-				if d := time.Until(slot); d > 0 {
-					time.Sleep(d)
+				if rate > 0 {
+					slot := start.Add(offset + time.Duration(i)*interval)
+					if d := time.Until(slot); d > 0 {
+						time.Sleep(d)
+					}
+					if time.Since(slot) > time.Millisecond {
+						late.Add(1)
+					}
 				}
 				t0 := time.Now()
-				if t0.Sub(slot) > time.Millisecond {
-					late.Add(1)
-				}
-				if err := op(c, c*per+i); err != nil {
-					b.Error(err)
+				if errs[c] = op(c, c*per+i); errs[c] != nil {
 					return
 				}
 				lats[c] = append(lats[c], time.Since(t0))
@@ -500,22 +544,111 @@ func paced(b *testing.B, n, total int, rate float64, unit string, op func(c, i i
 	}
 	wg.Wait()
 	el, cpu := time.Since(start), procCPU()-cpu0
-	b.StopTimer()
+	if err := errors.Join(errs...); err != nil {
+		return loadResult{}, err
+	}
 	var all []time.Duration
 	for _, l := range lats {
 		all = append(all, l...)
 	}
-	if len(all) == 0 {
-		return
-	}
 	slices.Sort(all)
 	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Nanoseconds()) / 1e3 }
-	b.ReportMetric(pct(0.5), "p50-µs")
-	b.ReportMetric(pct(0.99), "p99-µs")
-	b.ReportMetric(pct(0.999), "p99.9-µs")
-	b.ReportMetric(100*float64(late.Load())/float64(len(all)), "late-%")
-	b.ReportMetric(float64(len(all))/el.Seconds(), unit+"/s")
-	b.ReportMetric(float64(cpu.Microseconds())/float64(len(all)), "cpu-µs/op")
+	return loadResult{N: len(all), Seconds: el.Seconds(), P50: pct(0.5), P99: pct(0.99), P999: pct(0.999),
+		LatePct: 100 * float64(late.Load()) / float64(len(all)), CPU: float64(cpu.Microseconds())}, nil
+}
+
+func (r loadResult) report(b *testing.B, unit string) {
+	b.ReportMetric(r.P50, "p50-µs")
+	b.ReportMetric(r.P99, "p99-µs")
+	b.ReportMetric(r.P999, "p99.9-µs")
+	b.ReportMetric(r.LatePct, "late-%")
+	b.ReportMetric(float64(r.N)/r.Seconds, unit+"/s")
+}
+
+// paced is runLoad in this process, reporting its figures and the
+// process CPU per request (server and clients).
+func paced(b *testing.B, n, total int, rate float64, unit string, op func(c, i int) error) {
+	b.Helper()
+	b.ResetTimer()
+	r, err := runLoad(n, total, rate, op)
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r.report(b, unit)
+	b.ReportMetric(r.CPU/float64(r.N), "cpu-µs/op")
+}
+
+// Load from another process: the benchmark re-runs its own test binary as
+// the load generator (TestMain sees KUZET_LOADGEN), the way wrk or
+// redis-benchmark run beside a server, so the server process's CPU per
+// request is measured alone and the clients do not share its Go scheduler.
+const loadgenEnv = "KUZET_LOADGEN"
+
+type loadgenJob struct {
+	Addr    string   `json:"addr"`
+	Token   string   `json:"token"`
+	Paths   []string `json:"paths"`
+	Clients int      `json:"clients"`
+	Total   int      `json:"total"`
+	Rate    float64  `json:"rate"`
+}
+
+// loadgenMain runs a job given in the environment and prints its result.
+func loadgenMain(job string) int {
+	var j loadgenJob
+	if err := json.Unmarshal([]byte(job), &j); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return 2
+	}
+	cs := make([]*rawClient, j.Clients)
+	for i := range cs {
+		conn, err := net.Dial("tcp", j.Addr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			return 1
+		}
+		cs[i] = &rawClient{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), tok: j.Token}
+	}
+	r, err := runLoad(j.Clients, j.Total, j.Rate, func(c, i int) error { return cs[c].get(j.Paths[i%len(j.Paths)]) })
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return 1
+	}
+	_ = json.NewEncoder(os.Stdout).Encode(r)
+	return 0
+}
+
+// loadFromProcess runs job in a child process and reports its figures,
+// this (server) process's CPU per request and the child's.
+func loadFromProcess(b *testing.B, job loadgenJob, unit string) {
+	b.Helper()
+	js, _ := json.Marshal(job)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), loadgenEnv+"="+string(js))
+	cmd.Stderr = os.Stderr
+	b.ResetTimer()
+	cpu0 := procCPU()
+	out, err := cmd.Output()
+	cpu := procCPU() - cpu0
+	b.StopTimer()
+	if err != nil {
+		b.Fatalf("load generator: %v", err)
+	}
+	var r loadResult
+	if err := json.Unmarshal(out, &r); err != nil || r.N == 0 {
+		b.Fatalf("load generator said %q: %v", out, err)
+	}
+	r.report(b, unit)
+	b.ReportMetric(float64(cpu.Microseconds())/float64(r.N), "server-cpu-µs/op")
+	b.ReportMetric(r.CPU/float64(r.N), "client-cpu-µs/op")
+}
+
+func TestMain(m *testing.M) {
+	if job := os.Getenv(loadgenEnv); job != "" {
+		os.Exit(loadgenMain(job))
+	}
+	os.Exit(m.Run())
 }
 
 // BenchmarkGISIngestOsmAnd: single-fix OsmAnd GET requests (device token in
