@@ -97,16 +97,20 @@ type entry struct {
 	info   UnitInfo
 	fix    Fix
 	hasFix bool
-	it     item // the tree's copy, valid while hasFix
+	it     item // the tree's copy, valid while inTree
+	inTree bool
+	slot   uint32 // index in Index.slots
 }
 
 // item is what the R-tree holds for a unit: its position plus the
 // attributes queries filter on (status and agency as interned numbers, fix
 // time), so a search rejects busy, other-agency and old units from the
 // tree's leaves without following the pointer to each entry (a cache miss
-// per unit at 100,000 units).
+// per unit at 100,000 units). It names its entry by slot number, not by
+// pointer, so the tree's leaves hold no pointers and the garbage collector
+// does not scan them.
 type item struct {
-	e      *entry
+	slot   uint32
 	t      int64 // fix time, Unix nanoseconds
 	status uint32
 	agency uint32
@@ -131,6 +135,8 @@ type Index struct {
 	mu    sync.RWMutex
 	tr    rtree.RTreeG[item]
 	units map[string]*entry
+	slots []*entry // by entry.slot; nil = free
+	free  []uint32
 	// Status and agency strings are interned to small numbers for item;
 	// a string is never forgotten (the vocabularies are a few dozen words).
 	names map[string]uint32
@@ -170,16 +176,18 @@ func (ix *Index) lookup(s string) (uint32, bool) {
 // place puts e's current position and attributes into the tree, replacing
 // the item it had there (write lock held).
 func (ix *Index) place(e *entry) {
-	if e.hasFix && e.it.e != nil {
+	if e.inTree {
 		ix.tr.Delete(e.it.pt, e.it.pt, e.it)
+		e.inTree = false
 	}
 	if !e.hasFix {
 		e.it = item{}
 		return
 	}
-	e.it = item{e: e, t: e.fix.Time.UnixNano(), status: ix.intern(e.info.Status), agency: ix.intern(e.info.Agency),
+	e.it = item{slot: e.slot, t: e.fix.Time.UnixNano(), status: ix.intern(e.info.Status), agency: ix.intern(e.info.Agency),
 		kind: ix.intern(e.info.Kind), pt: [2]float64{e.fix.Lon, e.fix.Lat}}
 	ix.tr.Insert(e.it.pt, e.it.pt, e.it)
+	e.inTree = true
 }
 
 // SetUnit creates or updates a unit's attributes, keeping its position.
@@ -192,7 +200,7 @@ func (ix *Index) SetUnit(u UnitInfo) error {
 	defer ix.mu.Unlock()
 	e := ix.units[u.ID]
 	if e == nil {
-		ix.units[u.ID] = &entry{info: u}
+		ix.newEntry(u)
 		return nil
 	}
 	moved := e.info.Status != u.Status || e.info.Agency != u.Agency || e.info.Kind != u.Kind
@@ -211,11 +219,28 @@ func (ix *Index) RemoveUnit(id string) bool {
 	if e == nil {
 		return false
 	}
-	if e.hasFix {
+	if e.inTree {
 		ix.tr.Delete(e.it.pt, e.it.pt, e.it)
 	}
 	delete(ix.units, id)
+	ix.slots[e.slot] = nil
+	ix.free = append(ix.free, e.slot)
 	return true
+}
+
+// newEntry adds a unit without a position (write lock held).
+func (ix *Index) newEntry(u UnitInfo) *entry {
+	e := &entry{info: u}
+	if n := len(ix.free); n > 0 {
+		e.slot = ix.free[n-1]
+		ix.free = ix.free[:n-1]
+		ix.slots[e.slot] = e
+	} else {
+		e.slot = uint32(len(ix.slots))
+		ix.slots = append(ix.slots, e)
+	}
+	ix.units[u.ID] = e
+	return e
 }
 
 // Update stores f as the unit's position if it is newer than the stored
@@ -253,8 +278,7 @@ func (ix *Index) UpdateBatch(batch []UnitFix, applied []bool) []bool {
 func (ix *Index) updateLocked(id string, f Fix) bool {
 	e := ix.units[id]
 	if e == nil {
-		e = &entry{info: UnitInfo{ID: id}}
-		ix.units[id] = e
+		e = ix.newEntry(UnitInfo{ID: id})
 	}
 	if e.hasFix && !f.Time.After(e.fix.Time) {
 		return false
@@ -302,7 +326,7 @@ func (ix *Index) InBox(b BBox, fn func(UnitState) bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	ix.tr.Search([2]float64{b.MinLon, b.MinLat}, [2]float64{b.MaxLon, b.MaxLat}, func(_, _ [2]float64, it item) bool {
-		return fn(it.e.state())
+		return fn(ix.slots[it.slot].state())
 	})
 }
 
@@ -352,12 +376,13 @@ type filter struct {
 	anyAgy   bool
 	minT     int64 // fix time ≥ minT; math.MinInt64 = any age
 	caps     []string
+	slots    []*entry
 }
 
 // compile returns the filter, or ok false when no unit can match (a status
 // or agency that no unit ever had). Read lock held.
 func (ix *Index) compile(q *NearestQuery) (f filter, ok bool) {
-	f.minT, f.caps, f.anyAgy = math.MinInt64, q.Capabilities, q.Agency == ""
+	f.minT, f.caps, f.anyAgy, f.slots = math.MinInt64, q.Capabilities, q.Agency == "", ix.slots
 	if q.MaxAge > 0 {
 		now := q.Now
 		if now.IsZero() {
@@ -391,34 +416,38 @@ func (f *filter) match(it *item) bool {
 	if f.statuses != nil && !slices.Contains(f.statuses, it.status) {
 		return false
 	}
-	return len(f.caps) == 0 || it.e.info.HasAll(f.caps)
+	return len(f.caps) == 0 || f.slots[it.slot].info.HasAll(f.caps)
 }
 
 // hit is a matching item, its haversine term and the key it is ranked by
-// (the term itself, or the travel time in seconds).
+// (the term itself, or the travel time in seconds). No pointers: moving
+// hits around needs no write barriers.
 type hit struct {
 	key, a float64
-	e      *entry
+	slot   uint32
 }
 
-func (x hit) cmp(y hit) int {
-	if x.key != y.key {
-		if x.key < y.key {
-			return -1
+// hitOrder orders hits by key, ties by unit id.
+func hitOrder(slots []*entry) func(x, y hit) int {
+	return func(x, y hit) int {
+		if x.key != y.key {
+			if x.key < y.key {
+				return -1
+			}
+			return 1
 		}
-		return 1
+		return strings.Compare(slots[x.slot].info.ID, slots[y.slot].info.ID)
 	}
-	return strings.Compare(x.e.info.ID, y.e.info.ID)
 }
 
 // keepNearest inserts h into hits, which is sorted and holds at most k:
 // most units of a search are farther than the k-th and cost one compare.
-func keepNearest(hits []hit, k int, h hit) []hit {
+func keepNearest(hits []hit, k int, h hit, cmp func(x, y hit) int) []hit {
 	n := len(hits)
-	if n == k && h.cmp(hits[n-1]) >= 0 {
+	if n == k && cmp(h, hits[n-1]) >= 0 {
 		return hits
 	}
-	i, _ := slices.BinarySearchFunc(hits, h, hit.cmp)
+	i, _ := slices.BinarySearchFunc(hits, h, cmp)
 	if n < k {
 		hits = append(hits, hit{})
 	}
@@ -463,6 +492,7 @@ func (ix *Index) search(q NearestQuery, out []Candidate) []Candidate {
 			r = min(r, q.Radius)
 		}
 	}
+	order := hitOrder(ix.slots)
 	var tk *timeKey
 	if q.ByTime != nil {
 		tk = ix.newTimeKey(q.ByTime)
@@ -481,12 +511,12 @@ func (ix *Index) search(q NearestQuery, out []Candidate) []Candidate {
 					return true
 				}
 				found++
-				h := hit{key: a, a: a, e: it.e}
+				h := hit{key: a, a: a, slot: it.slot}
 				if tk != nil {
 					h.key = tk.seconds(a, it.kind)
 				}
 				if q.K > 0 {
-					hits = keepNearest(hits, q.K, h)
+					hits = keepNearest(hits, q.K, h, order)
 				} else {
 					hits = append(hits, h)
 				}
@@ -524,11 +554,11 @@ func (ix *Index) search(q NearestQuery, out []Candidate) []Candidate {
 	}
 	*hp = hits
 	if q.K <= 0 {
-		slices.SortFunc(hits, hit.cmp)
+		slices.SortFunc(hits, order)
 	}
 	out = slices.Grow(out, len(hits))
 	for _, h := range hits {
-		out = append(out, Candidate{UnitState: h.e.state(), Distance: hav2m(h.a)})
+		out = append(out, Candidate{UnitState: ix.slots[h.slot].state(), Distance: hav2m(h.a)})
 	}
 	return out
 }

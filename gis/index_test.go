@@ -197,6 +197,17 @@ func TestNearestWorldwide(t *testing.T) {
 	if c2, _ := ix.Nearest(NearestQuery{Point: fixes[1].Fix.Point(), K: 1}); c2[0].ID == c[0].ID {
 		t.Fatal("removed unit still found")
 	}
+	// A new unit takes the freed slot and is found where it is.
+	if err := ix.SetUnit(UnitInfo{ID: "newcomer", Agency: "police", Kind: "car", Status: "available"}); err != nil {
+		t.Fatal(err)
+	}
+	ix.Update("newcomer", Fix{Lat: c[0].Fix.Lat, Lon: c[0].Fix.Lon, Time: now0})
+	if c3, _ := ix.Nearest(NearestQuery{Point: c[0].Fix.Point(), K: 1}); c3[0].ID != "newcomer" {
+		t.Fatalf("newcomer not found, got %s", c3[0].ID)
+	}
+	if u, ok := ix.Unit(c[0].ID); ok {
+		t.Fatalf("removed unit still known: %+v", u)
+	}
 }
 
 // TestNearestByTimeMatchesBruteForce: ranked by straight-line travel time

@@ -272,6 +272,11 @@ func (g *gisBench) get(path, token string) error {
 func BenchmarkGISNearestHTTP(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
 		g := newGISBench(b, true, n)
+		// The map feed runs as in the server (it holds the units' pending
+		// positions until its first flush).
+		feedCtx, stopFeed := context.WithCancel(context.Background())
+		go g.feed.Run(feedCtx)
+		b.Cleanup(stopFeed)
 		tok := g.tokens[auth.RoleDispatcher]
 		ctx := context.Background()
 		path := func(i int) string { return "/api/v1/incidents/" + g.incs[i%len(g.incs)] + "/recommendations?k=10" }
