@@ -170,7 +170,7 @@ func (s *Server) gisRoutes() []route {
 		{method: "POST", pattern: "/ingest/osmand", public: true, handler: s.ingestOsmAnd},
 		{method: "POST", pattern: "/ingest/owntracks", public: true, handler: s.ingestOwnTracks},
 		{method: "POST", pattern: "/api/v1/units/{id}/position", roles: field, handler: s.unitPosition},
-		{method: "POST", pattern: "/api/v1/positions/batch", roles: roles(field, []auth.Role{auth.RoleAdmin}), handler: s.positionBatch},
+		{method: "POST", pattern: "/api/v1/positions/batch", roles: roles(field, []auth.Role{auth.RoleGateway}), handler: s.positionBatch},
 		{method: "GET", pattern: "/api/v1/units/{id}/track", roles: staffField, handler: s.unitTrack},
 		{method: "GET", pattern: "/api/v1/positions", roles: staffField, handler: s.positions},
 		{method: "GET", pattern: "/api/v1/positions/stream", public: true, handler: s.positionStream}, // authenticates itself like /api/v1/stream
@@ -732,8 +732,8 @@ type batchAnswer struct {
 }
 
 // positionBatch serves POST /api/v1/positions/batch. A device or officer
-// sends buffered fixes of its own unit; an admin account stands for an AVL
-// gateway relaying many units. Invalid fixes are rejected one by one and
+// sends buffered fixes of its own unit; a gateway account (an AVL gateway
+// or tracking server) relays many units. Invalid fixes are rejected one by one and
 // reported; if none is valid the answer is 400 and nothing is stored.
 func (s *Server) positionBatch(w http.ResponseWriter, r *http.Request) {
 	if !s.gisReady(w, r) {

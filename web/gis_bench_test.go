@@ -129,7 +129,7 @@ func newGISBench(b *testing.B, withRedis bool, units int) *gisBench {
 		svc.Close()
 		j.Close()
 	})
-	for _, role := range []auth.Role{auth.RoleDispatcher, auth.RoleAdmin, auth.RoleViewer} {
+	for _, role := range []auth.Role{auth.RoleDispatcher, auth.RoleGateway, auth.RoleViewer} {
 		name := string(role) + "1"
 		if err := store.PutUser(ctx, auth.User{Username: name, Role: role, PasswordHash: "x", CreatedAt: time.Now()}, true); err != nil {
 			b.Fatal(err)
@@ -696,7 +696,7 @@ func BenchmarkGISIngestBatch(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			tok := g.tokens[auth.RoleAdmin]
+			tok := g.tokens[auth.RoleGateway]
 			total := b.N
 			// Bodies prepared up front; body k moves units k*1000.. at time
 			// base+k ms, so every fix is newer than the last for its unit

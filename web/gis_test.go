@@ -29,7 +29,7 @@ import (
 func init() {
 	addMatrix(map[string]string{
 		"POST /api/v1/units/{id}/position":           "officer device",
-		"POST /api/v1/positions/batch":               "officer device admin",
+		"POST /api/v1/positions/batch":               "officer device gateway",
 		"GET /api/v1/units/{id}/track":               "calltaker dispatcher supervisor viewer officer device",
 		"GET /api/v1/positions":                      "calltaker dispatcher supervisor viewer officer device",
 		"GET /api/v1/incidents/{id}/recommendations": "calltaker dispatcher supervisor",
@@ -298,7 +298,7 @@ func TestPositionBatch(t *testing.T) {
 		return map[string]any{"unit_id": unit, "lat": lat, "lon": 76.95, "time": at.Format(time.RFC3339Nano), "accuracy": 5}
 	}
 	// An AVL gateway (admin account) relays several units.
-	a := f.do("POST", "/api/v1/positions/batch", f.tokens[auth.RoleAdmin], map[string]any{"fixes": []any{
+	a := f.do("POST", "/api/v1/positions/batch", f.tokens[auth.RoleGateway], map[string]any{"fixes": []any{
 		fix("P206", 43.20, now.Add(-3*time.Second)), fix("P206", 43.21, now.Add(-2*time.Second)),
 		fix("P207", 43.30, now.Add(-time.Second)), fix("P207", 95, now), fix("GHOST", 43.3, now),
 	}})
@@ -329,10 +329,10 @@ func TestPositionBatch(t *testing.T) {
 	if a.status != 200 {
 		t.Fatalf("own batch: %d %s", a.status, a.body)
 	}
-	if a := f.do("POST", "/api/v1/positions/batch", f.tokens[auth.RoleAdmin], map[string]any{"fixes": []any{fix("P206", -91, now)}}); a.status != 400 {
+	if a := f.do("POST", "/api/v1/positions/batch", f.tokens[auth.RoleGateway], map[string]any{"fixes": []any{fix("P206", -91, now)}}); a.status != 400 {
 		t.Fatalf("all invalid: %d %s", a.status, a.body)
 	}
-	if a := f.do("POST", "/api/v1/positions/batch", f.tokens[auth.RoleAdmin], map[string]any{"fixes": []any{}}); a.status != 400 {
+	if a := f.do("POST", "/api/v1/positions/batch", f.tokens[auth.RoleGateway], map[string]any{"fixes": []any{}}); a.status != 400 {
 		t.Fatalf("empty: %d %s", a.status, a.body)
 	}
 }
@@ -345,7 +345,7 @@ func TestTrackAndPositionsAt(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		fixes = append(fixes, map[string]any{"unit_id": "P208", "lat": 43.20 + float64(i)*0.01, "lon": 76.90 + float64(i)*0.01, "time": t0.Add(time.Duration(i) * 10 * time.Second).Format(time.RFC3339)})
 	}
-	if a := f.do("POST", "/api/v1/positions/batch", f.tokens[auth.RoleAdmin], map[string]any{"fixes": fixes}); a.status != 200 {
+	if a := f.do("POST", "/api/v1/positions/batch", f.tokens[auth.RoleGateway], map[string]any{"fixes": fixes}); a.status != 200 {
 		t.Fatalf("batch: %d %s", a.status, a.body)
 	}
 	from, to := t0.Add(5*time.Second).Format(time.RFC3339), t0.Add(35*time.Second).Format(time.RFC3339)
@@ -406,7 +406,7 @@ func TestRecommendationRanksAndAssignmentRecordsIt(t *testing.T) {
 		f.tracked(id, "", caps...)
 		fixes = append(fixes, map[string]any{"unit_id": id, "lat": almatyLat + km/111.2, "lon": almatyLon, "accuracy": 5})
 	}
-	if a := f.do("POST", "/api/v1/positions/batch", f.tokens[auth.RoleAdmin], map[string]any{"fixes": fixes}); a.status != 200 {
+	if a := f.do("POST", "/api/v1/positions/batch", f.tokens[auth.RoleGateway], map[string]any{"fixes": fixes}); a.status != 200 {
 		t.Fatalf("batch: %d %s", a.status, a.body)
 	}
 	var out struct {
@@ -600,7 +600,7 @@ func TestPositionsStream(t *testing.T) {
 	for _, id := range []string{"M1", "M2", "M3"} {
 		f.tracked(id, "")
 	}
-	gw := f.tokens[auth.RoleAdmin]
+	gw := f.tokens[auth.RoleGateway]
 	send := func(fixes ...any) {
 		t.Helper()
 		if a := f.do("POST", "/api/v1/positions/batch", gw, map[string]any{"fixes": fixes}); a.status != 200 {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/kuzet/kuzet/internal/auth"
 )
@@ -22,6 +23,9 @@ var (
 	field       = []auth.Role{auth.RoleOfficer, auth.RoleDevice}
 	management  = []auth.Role{auth.RoleSupervisor, auth.RoleAdmin}
 	everyone    = []auth.Role{auth.RoleCallTaker, auth.RoleDispatcher, auth.RoleSupervisor, auth.RoleViewer, auth.RoleOfficer, auth.RoleAdmin, auth.RoleDevice}
+	// signedIn adds the gateway service accounts, which see nothing of
+	// the dispatch picture but may check and end their own session.
+	signedIn = append(slices.Clone(everyone), auth.RoleGateway)
 )
 
 func roles(groups ...[]auth.Role) []auth.Role {
@@ -43,8 +47,8 @@ func roles(groups ...[]auth.Role) []auth.Role {
 func (s *Server) apiRoutes() []route {
 	return []route{
 		{method: "POST", pattern: "/api/v1/sessions", public: true, handler: s.signIn},
-		{method: "DELETE", pattern: "/api/v1/sessions/current", roles: everyone, handler: s.signOut},
-		{method: "GET", pattern: "/api/v1/me", roles: everyone, handler: s.me},
+		{method: "DELETE", pattern: "/api/v1/sessions/current", roles: signedIn, handler: s.signOut},
+		{method: "GET", pattern: "/api/v1/me", roles: signedIn, handler: s.me},
 		{method: "GET", pattern: "/api/v1/catalogue", roles: everyone, handler: s.catalogue},
 
 		{method: "GET", pattern: "/api/v1/calls", roles: staff, handler: s.listCalls},

@@ -187,8 +187,8 @@ func (f *fixture) do(method, path, token string, body any, hdr ...string) answer
 // disagrees. Other areas add their rows from their own test files with
 // addMatrix in an init function.
 var matrix = map[string]string{
-	"DELETE /api/v1/sessions/current":                    "calltaker dispatcher supervisor viewer officer admin device",
-	"GET /api/v1/me":                                     "calltaker dispatcher supervisor viewer officer admin device",
+	"DELETE /api/v1/sessions/current":                    "calltaker dispatcher supervisor viewer officer admin device gateway",
+	"GET /api/v1/me":                                     "calltaker dispatcher supervisor viewer officer admin device gateway",
 	"GET /api/v1/catalogue":                              "calltaker dispatcher supervisor viewer officer admin device",
 	"GET /api/v1/calls":                                  "calltaker dispatcher supervisor viewer",
 	"POST /api/v1/calls":                                 "calltaker dispatcher supervisor",

@@ -15,7 +15,7 @@ import (
 
 func user(args []string) int {
 	if len(args) == 0 || (args[0] != "add" && args[0] != "list") {
-		fmt.Fprintln(os.Stderr, "Usage: kuzet user add --username U --role R [--unit ID] [--data DIR | --redis URL] < password\n       kuzet user list [--data DIR | --redis URL]\n\nRoles: calltaker, dispatcher, supervisor, viewer, officer (needs --unit), admin.\nThe password (at least 10 characters) is read from the first line of standard input.")
+		fmt.Fprintln(os.Stderr, "Usage: kuzet user add --username U --role R [--unit ID] [--data DIR | --redis URL] < password\n       kuzet user list [--data DIR | --redis URL]\n\nRoles: calltaker, dispatcher, supervisor, viewer, officer (needs --unit), admin,\ngateway (an AVL gateway or tracking server: may only post position batches).\nThe password (at least 10 characters) is read from the first line of standard input.")
 		return 2
 	}
 	sub := args[0]

@@ -41,10 +41,14 @@ const (
 	RoleOfficer    Role = "officer"
 	RoleAdmin      Role = "admin"
 	RoleDevice     Role = "device" // a unit terminal or tracker with a device token
+	// RoleGateway is a service account of an AVL gateway or tracking
+	// server that relays many units' fixes; it may only post position
+	// batches.
+	RoleGateway Role = "gateway"
 )
 
 // Roles lists the roles a user can have (devices have RoleDevice).
-var Roles = []Role{RoleCallTaker, RoleDispatcher, RoleSupervisor, RoleViewer, RoleOfficer, RoleAdmin}
+var Roles = []Role{RoleCallTaker, RoleDispatcher, RoleSupervisor, RoleViewer, RoleOfficer, RoleAdmin, RoleGateway}
 
 // Valid reports whether r is a user role.
 func (r Role) Valid() bool {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kuzet/kuzet/internal/auth"
@@ -23,8 +24,11 @@ import (
 
 // TestTrackingOnRedis runs two whole nodes on a real redis-server, the
 // first with a --sectors file: a device posts OsmAnd fixes to node A, the
-// position is in Redis GEO keys and in node B's API, an incident gets its
-// sector, and sectors replaced through node A reach node B.
+// position is in Redis GEO keys and in node B's API and reaches a map
+// socket on node B; a unit leaving its sector is alerted once in the shared
+// journal although both nodes watch it, and cleared once when it returns;
+// an incident gets its sector, and sectors replaced through node A reach
+// node B.
 func TestTrackingOnRedis(t *testing.T) {
 	rs := redistest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -133,6 +137,85 @@ func TestTrackingOnRedis(t *testing.T) {
 		st, b := call("GET", "/api/v1/positions", tok, nil)
 		return st == 200 && strings.Contains(string(b), `"unit_id":"P1"`)
 	})
+	// A map on node B follows P1 moved through node A.
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(nodeB, "http")+"/api/v1/positions/stream", http.Header{"Authorization": {"Bearer " + tok}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	ws.WriteJSON(map[string]any{"type": "subscribe", "bbox": []float64{76.8, 43.1, 77.1, 43.4}})
+	type posMsg struct {
+		Type  string
+		Units []struct {
+			ID       string
+			Lat, Lon float64
+		}
+	}
+	readPos := func() posMsg {
+		t.Helper()
+		ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var m posMsg
+		if err := ws.ReadJSON(&m); err != nil {
+			t.Fatalf("node B map socket: %v", err)
+		}
+		return m
+	}
+	if m := readPos(); m.Type != "snapshot" || len(m.Units) != 1 || m.Units[0].ID != "P1" {
+		t.Fatalf("node B snapshot: %+v", m)
+	}
+	// P1 patrols S1; it reports from north of it, through node A.
+	if st, b := call("PUT", "/api/v1/units/P1", tok, map[string]any{"call_sign": "Беркут-1", "agency": "police", "kind": "car", "home_sector": "S1"}); st != 200 {
+		t.Fatalf("home sector: %d %s", st, b)
+	}
+	clock := time.Now().Unix() // each fix a second newer than the last
+	eventually(t, "P1's home sector reaches the trackers", func() bool {
+		clock++
+		st, b := call("GET", fmt.Sprintf("/ingest/osmand?id=tracker-1&lat=43.3000&lon=76.9500&timestamp=%d&token=%s", clock, dev.Token), "", nil)
+		if st != 200 {
+			t.Fatalf("ingest: %d %s", st, b)
+		}
+		for {
+			m := readPos()
+			if m.Type == "positions" && len(m.Units) == 1 && m.Units[0].ID == "P1" && m.Units[0].Lat == 43.3 {
+				break
+			}
+			if m.Type != "positions" {
+				t.Fatalf("node B map socket: %+v", m)
+			}
+		}
+		base = nodeB
+		defer func() { base = nodeA }()
+		_, b = call("GET", "/api/v1/alerts", tok, nil)
+		return strings.Contains(string(b), `"id":"unit_left_sector:P1"`)
+	})
+	// Both nodes watch P1; give the slower one time to try as well.
+	time.Sleep(2 * time.Second)
+	countAlerts := func(typ string) int {
+		msgs, err := rdb.XRange(ctx, "kuzet:dispatch:journal", "-", "+").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, m := range msgs {
+			body, _ := m.Values["b"].(string)
+			if strings.Contains(body, typ) && strings.Contains(body, "alert:unit_left_sector:P1") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := countAlerts(`"alert.raised"`); n != 1 {
+		t.Fatalf("unit_left_sector:P1 raised %d times in the journal, want once", n)
+	}
+	// Back inside S1: cleared once.
+	if st, b := call("GET", fmt.Sprintf("/ingest/osmand?id=tracker-1&lat=43.2383&lon=76.9458&timestamp=%d&token=%s", clock+1, dev.Token), "", nil); st != 200 {
+		t.Fatalf("ingest: %d %s", st, b)
+	}
+	eventually(t, "the alert clears", func() bool { return countAlerts(`"alert.cleared"`) == 1 })
+	time.Sleep(2 * time.Second)
+	if n := countAlerts(`"alert.cleared"`); n != 1 {
+		t.Fatalf("unit_left_sector:P1 cleared %d times, want once", n)
+	}
 	st, b = call("POST", "/api/v1/incidents", tok, map[string]any{"type": "THEFT", "location": map[string]float64{"lat": 43.24, "lon": 76.93}})
 	if st != 201 || !strings.Contains(string(b), `"sector":"S1"`) {
 		t.Fatalf("incident sector from --sectors: %d %s", st, b)
