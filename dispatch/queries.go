@@ -47,6 +47,20 @@ func (s *Service) Incident(id string) (*Incident, error) {
 	return cloneIncident(in), nil
 }
 
+// IncidentLocation returns an incident's id and location (by id or
+// number) without copying the rest: recommendations need only these.
+func (s *Service) IncidentLocation(id string) (string, Location, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	in := s.st.Incidents[id]
+	if in == nil {
+		if in = s.st.IncidentByNumber(id); in == nil {
+			return "", Location{}, fmt.Errorf("incident %s: %w", id, ErrNotFound)
+		}
+	}
+	return in.ID, in.Location, nil
+}
+
 // Unit returns a copy of a unit.
 func (s *Service) Unit(id string) (*Unit, error) {
 	s.mu.RLock()

@@ -55,6 +55,15 @@ type Recommender struct {
 type recScratch struct {
 	pool, more []Candidate
 	from       []ETAFrom
+	etas       []ETA
+	order      []ranked
+}
+
+// ranked is a pool member's place: capability match first, then ETA.
+type ranked struct {
+	i       int
+	capOK   bool
+	seconds float64
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(recScratch) }}
@@ -73,14 +82,20 @@ func (sc *recScratch) release() {
 // required capabilities, the nearest others fill the list, marked with the
 // capabilities they miss, so the dispatcher sees the trade-off.
 func (r *Recommender) Recommend(ctx context.Context, q RecommendQuery) ([]Recommendation, error) {
+	return r.RecommendAppend(ctx, nil, q)
+}
+
+// RecommendAppend is Recommend appending to dst, for callers that reuse a
+// buffer.
+func (r *Recommender) RecommendAppend(ctx context.Context, dst []Recommendation, q RecommendQuery) ([]Recommendation, error) {
 	if r.Units == nil {
-		return nil, fmt.Errorf("%w: Recommender.Units is nil", ErrBadConfig)
+		return dst, fmt.Errorf("%w: Recommender.Units is nil", ErrBadConfig)
 	}
 	if q.K == 0 {
 		q.K = 3
 	}
 	if q.K < 0 || q.K > 100 {
-		return nil, fmt.Errorf("%w: k=%d outside 1..100", ErrBadQuery, q.K)
+		return dst, fmt.Errorf("%w: k=%d outside 1..100", ErrBadQuery, q.K)
 	}
 	if q.Now.IsZero() {
 		q.Now = time.Now()
@@ -114,7 +129,7 @@ func (r *Recommender) Recommend(ctx context.Context, q RecommendQuery) ([]Recomm
 	pool, err := r.Units.NearestAppend(sc.pool[:0], nq)
 	sc.pool = pool
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	if len(pool) < q.K && len(q.RequiredCapabilities) > 0 {
 		nq.Capabilities = nil
@@ -122,7 +137,7 @@ func (r *Recommender) Recommend(ctx context.Context, q RecommendQuery) ([]Recomm
 		more, err := r.Units.NearestAppend(sc.more[:0], nq)
 		sc.more = more
 		if err != nil {
-			return nil, err
+			return dst, err
 		}
 		for _, c := range more {
 			if len(pool) >= pf*q.K {
@@ -135,14 +150,23 @@ func (r *Recommender) Recommend(ctx context.Context, q RecommendQuery) ([]Recomm
 		sc.pool = pool
 	}
 	if len(pool) == 0 {
-		return nil, nil
+		return dst, nil
 	}
 	from := sc.from[:0]
 	for _, c := range pool {
 		from = append(from, ETAFrom{Point: c.Fix.Point(), Kind: c.Kind})
 	}
 	sc.from = from
-	etas, err := eta.ETAs(ctx, q.Point, from)
+	var etas []ETA
+	if sl, ok := eta.(StraightLine); ok { // the usual case: no allocation
+		etas = sc.etas[:0]
+		for _, f := range from {
+			etas = append(etas, sl.one(q.Point, f))
+		}
+		sc.etas = etas
+	} else {
+		etas, err = eta.ETAs(ctx, q.Point, from)
+	}
 	if err != nil || len(etas) != len(pool) {
 		reason := fmt.Sprintf("%v", err)
 		if err == nil {
@@ -155,15 +179,11 @@ func (r *Recommender) Recommend(ctx context.Context, q RecommendQuery) ([]Recomm
 	}
 	// Rank on (capability match, ETA) first; only the K kept become full
 	// recommendations.
-	type ranked struct {
-		i       int
-		capOK   bool
-		seconds float64
-	}
-	order := make([]ranked, len(pool))
+	order := sc.order[:0]
 	for i, c := range pool {
-		order[i] = ranked{i, c.HasAll(q.RequiredCapabilities), etas[i].Seconds}
+		order = append(order, ranked{i, c.HasAll(q.RequiredCapabilities), etas[i].Seconds})
 	}
+	sc.order = order
 	slices.SortStableFunc(order, func(a, b ranked) int {
 		if a.capOK != b.capOK {
 			if a.capOK {
@@ -174,7 +194,8 @@ func (r *Recommender) Recommend(ctx context.Context, q RecommendQuery) ([]Recomm
 		return cmp.Compare(a.seconds, b.seconds)
 	})
 	order = order[:min(len(order), q.K)]
-	recs := make([]Recommendation, len(order))
+	out := slices.Grow(dst, len(order))[:len(dst)+len(order)]
+	recs := out[len(dst):]
 	for r, o := range order {
 		c := &pool[o.i]
 		var missing []string
@@ -192,5 +213,5 @@ func (r *Recommender) Recommend(ctx context.Context, q RecommendQuery) ([]Recomm
 			PositionStale: c.Fix.Stale, AccuracyM: c.Fix.Accuracy,
 		}
 	}
-	return recs, nil
+	return out, nil
 }

@@ -925,7 +925,7 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 	if !s.gisReady(w, r) {
 		return
 	}
-	in, err := s.svc.Incident(r.PathValue("id"))
+	incID, loc, err := s.svc.IncidentLocation(r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -939,25 +939,35 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var caps []string
-	for _, c := range strings.Split(q.Get("capabilities"), ",") {
-		if c = strings.TrimSpace(c); c != "" {
-			caps = append(caps, c)
+	if v := q.Get("capabilities"); v != "" {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" {
+				caps = append(caps, c)
+			}
 		}
 	}
 	if len(caps) > 20 {
 		s.writeError(w, r, errorf(http.StatusBadRequest, "bad_capabilities", "at most 20 capabilities"))
 		return
 	}
-	recs, err := s.gis.rec.Recommend(r.Context(), gis.RecommendQuery{
-		Point: gis.Point{Lat: in.Location.Lat, Lon: in.Location.Lon}, RequiredCapabilities: caps,
+	rp := recBufs.Get().(*[]gis.Recommendation)
+	defer func() {
+		clear(*rp) // drop references to unit strings
+		if cap(*rp) <= 20 {
+			recBufs.Put(rp)
+		}
+	}()
+	recs, err := s.gis.rec.RecommendAppend(r.Context(), (*rp)[:0], gis.RecommendQuery{
+		Point: gis.Point{Lat: loc.Lat, Lon: loc.Lon}, RequiredCapabilities: caps,
 		Agency: q.Get("agency"), K: k, MaxAge: s.gis.cfg.RecommendMaxAge,
 	})
 	if err != nil {
 		s.writeError(w, r, fixError(err))
 		return
 	}
+	*rp = recs
 	bp := answerBufs.Get().(*[]byte)
-	*bp = appendRecommendations((*bp)[:0], in.ID, in.Location, recs)
+	*bp = appendRecommendations((*bp)[:0], incID, loc, recs)
 	writeRawJSON(w, http.StatusOK, *bp)
 	if cap(*bp) <= 64<<10 {
 		answerBufs.Put(bp)
@@ -967,6 +977,9 @@ func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 // degDecimals is the precision of coordinates in hand-encoded answers:
 // 1e-7° is about 1 cm.
 const degDecimals = 7
+
+// recBufs hold recommendations between ranking and encoding.
+var recBufs = sync.Pool{New: func() any { s := make([]gis.Recommendation, 0, 20); return &s }}
 
 // answerBufs are the buffers hand-encoded answers are built in.
 var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}

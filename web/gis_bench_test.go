@@ -325,6 +325,23 @@ func BenchmarkGISNearestHTTP(b *testing.B) {
 				return err
 			})
 		})
+		// The best use of GEOSEARCH: a radius that grows from 500 m until
+		// ten are found (a wide radius makes Redis sort every member in it).
+		b.Run(fmt.Sprintf("units=%d/redis-geosearch-available-growing-radius", n), func(b *testing.B) {
+			driveN(b, benchClients, b.N/10, "q", func(_, i int) error {
+				p := g.queries[i%len(g.queries)]
+				for r := 500.0; ; r *= 2 {
+					res, err := g.rdb.GeoSearch(ctx, "kuzet:gis:units-available", &redis.GeoSearchQuery{
+						Longitude: p.Lon, Latitude: p.Lat, Radius: r, RadiusUnit: "m", Sort: "ASC", Count: 10}).Result()
+					if err != nil || len(res) == 10 {
+						return err
+					}
+					if r > 100e3 {
+						return fmt.Errorf("only %d available units within 100 km", len(res))
+					}
+				}
+			})
+		})
 		b.Run(fmt.Sprintf("units=%d/redis-geosearch-all-filter", n), func(b *testing.B) {
 			driveN(b, benchClients, redisN(b), "q", func(_, i int) error {
 				p := g.queries[i%len(g.queries)]

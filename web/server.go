@@ -20,12 +20,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -235,11 +237,18 @@ func (s *Server) wrap(rt route) http.Handler {
 		allowed[ro] = true
 	}
 	obs := s.metrics.requestDuration.MustCurryWith(map[string]string{"route": rt.method + " " + rt.pattern})
+	// Each status's histogram is looked up once (on first use, so /metrics
+	// lists only statuses that happened), not per request.
+	var byStatus sync.Map // int → prometheus.Observer
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
-			obs.WithLabelValues(strconv.Itoa(sw.status)).Observe(time.Since(start).Seconds())
+			o, ok := byStatus.Load(sw.status)
+			if !ok {
+				o, _ = byStatus.LoadOrStore(sw.status, obs.WithLabelValues(strconv.Itoa(sw.status)))
+			}
+			o.(prometheus.Observer).Observe(time.Since(start).Seconds())
 		}()
 		if !rt.public {
 			p, ok := s.authenticate(sw, r)
