@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -225,4 +226,55 @@ loop:
 	b.ReportMetric(float64(frames1-frames0)/window.Seconds(), "fps")
 	b.ReportMetric(float64(bad), "unreadable")
 	b.Logf("%d frames read: p50 %.0f ms, p95 %.0f ms, max %.0f ms; %d unreadable", len(lat), q(0.5), q(0.95), lat[len(lat)-1], bad)
+}
+
+// TestChromiumWallLanguages: headless Chromium renders the video wall for
+// the fixture's incident in each language, with the token in the fragment:
+// the labels, the title and the status line are in that language, and
+// without a token the page says to sign in first.
+func TestChromiumWallLanguages(t *testing.T) {
+	f := newFixture(t)
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("the browser tests need Chromium at %s (Debian: apt-get install chromium; scripts/test installs it): %v", chromiumPath, err)
+	}
+	dump := func(u string) string {
+		t.Helper()
+		cmd := exec.Command(chromiumPath, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--user-data-dir="+t.TempDir(), "--virtual-time-budget=5000", "--dump-dom", u)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("chromium --dump-dom %s: %v\n%s", u, err, errb.String())
+			}
+		case <-time.After(60 * time.Second):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			t.Fatalf("chromium --dump-dom %s: no answer in 60 s", u)
+		}
+		return out.String()
+	}
+	frag := "#" + url.Values{"token": {f.tokens[auth.RoleViewer]}, "incident": {f.inc}}.Encode()
+	for lang, want := range map[string][]string{
+		"kk": {`lang="kk"`, "Kuzet — бейнеқабырға", ">Оқиға<", "Бейнені көрсету", "Бұл оқиға бойынша бейне жоқ"},
+		"ru": {`lang="ru"`, "Kuzet — видеостена", ">Происшествие<", "Показать видео", "По этому происшествию видео нет"},
+		"en": {`lang="en"`, "Kuzet — video wall", ">Incident<", "Show video", "No video for this incident"},
+	} {
+		dom := dump(f.http.URL + "/wall?lang=" + lang + frag)
+		for _, w := range want {
+			if !strings.Contains(dom, w) {
+				t.Errorf("%s wall lacks %q:\n%s", lang, w, dom)
+			}
+		}
+	}
+	if dom := dump(f.http.URL + "/wall?lang=ru#incident=" + f.inc); !strings.Contains(dom, "Сначала войдите в систему") {
+		t.Errorf("wall without a token:\n%s", dom)
+	}
 }
