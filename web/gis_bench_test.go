@@ -1,15 +1,12 @@
 package web
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -31,6 +28,7 @@ import (
 	"github.com/kuzet/kuzet/dispatch/journal/filejournal"
 	"github.com/kuzet/kuzet/gis"
 	"github.com/kuzet/kuzet/internal/auth"
+	"github.com/kuzet/kuzet/internal/loadgen"
 	"github.com/kuzet/kuzet/internal/redistest"
 )
 
@@ -262,12 +260,13 @@ func (g *gisBench) get(path, token string) error {
 }
 
 // BenchmarkGISNearestHTTP: nearest available k=10 through GET
-// /api/v1/incidents/{id}/recommendations?k=10 (auth, projection read,
-// Index.Nearest of 3×k, straight-line ETA ranking, JSON), 8 clients, next to
-// Redis GEOSEARCH on the same units in the same run. Our endpoint is driven
-// three ways: by Go's net/http client; by rawClient (one keep-alive
+// /api/v1/incidents/{id}/recommendations?k=10 (auth, the incident's
+// location, the index ranking by travel time, reasons, JSON), 8 clients,
+// next to Redis GEOSEARCH on the same units in the same run and to a bare
+// net/http handler answering a fixed body (the floor). Our endpoint is driven
+// three ways: by Go's net/http client; by loadgen.RawConn (one keep-alive
 // HTTP/1.1 connection per client, prebuilt requests, like wrk), closed loop,
-// for the most queries/s; and by rawClient paced at 15,000 queries/s
+// for the most queries/s; and by loadgen.RawConn paced at 15,000 queries/s
 // offered (TARGETS.md's rate), for the latency at that rate.
 func BenchmarkGISNearestHTTP(b *testing.B) {
 	for _, n := range []int{10_000, 100_000} {
@@ -286,12 +285,12 @@ func BenchmarkGISNearestHTTP(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("units=%d/ours-http-raw", n), func(b *testing.B) {
 			cs := g.rawClients(b, benchClients, tok)
-			driveN(b, benchClients, b.N, "q", func(c, i int) error { return cs[c].get(path(i)) })
+			driveN(b, benchClients, b.N, "q", func(c, i int) error { return cs[c].Get(path(i)) })
 		})
 		for _, rate := range benchPacedRates {
 			b.Run(fmt.Sprintf("units=%d/ours-http-raw-paced-%d", n, rate), func(b *testing.B) {
 				cs := g.rawClients(b, benchClients, tok)
-				paced(b, benchClients, b.N, float64(rate), "q", func(c, i int) error { return cs[c].get(path(i)) })
+				paced(b, benchClients, b.N, float64(rate), "q", func(c, i int) error { return cs[c].Get(path(i)) })
 			})
 		}
 		paths := make([]string, len(g.incs))
@@ -310,7 +309,11 @@ func BenchmarkGISNearestHTTP(b *testing.B) {
 			})
 		}
 		if n == 100_000 {
-			benchHTTPFloor(b, g, len(g.rawClients(b, 1, tok)[0].lastBody(b, path(0))))
+			c := g.rawClients(b, 1, tok)[0]
+			if err := c.Get(path(0)); err != nil {
+				b.Fatal(err)
+			}
+			benchHTTPFloor(b, g, len(c.Body()))
 		}
 		// Redis answers 40-1,500 queries/s here: fewer of them.
 		redisN := func(b *testing.B) int { return max(1, min(b.N, 2_000_000/n)) }
@@ -385,12 +388,12 @@ func benchHTTPFloor(b *testing.B, g *gisBench, size int) {
 	fg := &gisBench{http: floor}
 	b.Run("floor-nethttp-fixed-answer", func(b *testing.B) {
 		cs := fg.rawClients(b, benchClients, "x")
-		driveN(b, benchClients, b.N, "q", func(c, _ int) error { return cs[c].get("/") })
+		driveN(b, benchClients, b.N, "q", func(c, _ int) error { return cs[c].Get("/") })
 	})
 	for _, rate := range benchPacedRates {
 		b.Run(fmt.Sprintf("floor-nethttp-fixed-answer-paced-%d", rate), func(b *testing.B) {
 			cs := fg.rawClients(b, benchClients, "x")
-			paced(b, benchClients, b.N, float64(rate), "q", func(c, _ int) error { return cs[c].get("/") })
+			paced(b, benchClients, b.N, float64(rate), "q", func(c, _ int) error { return cs[c].Get("/") })
 		})
 	}
 	job := loadgenJob{Addr: floor.Listener.Addr().String(), Token: "x", Paths: []string{"/"}, Clients: benchClients}
@@ -406,25 +409,18 @@ func benchHTTPFloor(b *testing.B, g *gisBench, size int) {
 	}
 }
 
-func (c *rawClient) lastBody(b *testing.B, path string) []byte {
-	if err := c.get(path); err != nil {
-		b.Fatal(err)
-	}
-	return c.body
-}
-
 // checkRecommendations makes sure the benchmarked request answers ten
 // recommendations, nearest available first.
 func (g *gisBench) checkRecommendations(b *testing.B, path, tok string) {
 	c := g.rawClients(b, 1, tok)[0]
-	if err := c.get(path); err != nil {
+	if err := c.Get(path); err != nil {
 		b.Fatal(err)
 	}
 	var ans struct {
 		Recommendations []gis.Recommendation `json:"recommendations"`
 	}
-	if err := json.Unmarshal(c.body, &ans); err != nil || len(ans.Recommendations) != 10 {
-		b.Fatalf("recommendations: %v, %d of 10\n%s", err, len(ans.Recommendations), c.body)
+	if err := json.Unmarshal(c.Body(), &ans); err != nil || len(ans.Recommendations) != 10 {
+		b.Fatalf("recommendations: %v, %d of 10\n%s", err, len(ans.Recommendations), c.Body())
 	}
 	for _, rc := range ans.Recommendations {
 		if rc.Status != "available" {
@@ -433,171 +429,38 @@ func (g *gisBench) checkRecommendations(b *testing.B, path, tok string) {
 	}
 }
 
-// rawClient is a keep-alive HTTP/1.1 client on one TCP connection that
-// writes a prebuilt GET and reads the answer by its Content-Length, without
-// allocating per request (the way wrk works), so the load generator, which
-// shares the 2 cores with the server, costs little. It speaks the real
-// wire format to the real server; the answers must have a length (the
-// server sets one on the benchmarked routes).
-type rawClient struct {
-	conn net.Conn
-	br   *bufio.Reader
-	tok  string
-	req  []byte
-	body []byte
-}
-
-func (g *gisBench) rawClients(b *testing.B, n int, tok string) []*rawClient {
-	cs := make([]*rawClient, n)
+func (g *gisBench) rawClients(b *testing.B, n int, tok string) []*loadgen.RawConn {
+	cs := make([]*loadgen.RawConn, n)
 	for i := range cs {
-		conn, err := net.Dial("tcp", g.http.Listener.Addr().String())
+		c, err := loadgen.DialRaw(g.http.Listener.Addr().String(), tok)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { conn.Close() })
-		cs[i] = &rawClient{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), tok: tok}
+		b.Cleanup(func() { c.Close() })
+		cs[i] = c
 	}
 	return cs
 }
 
-func (c *rawClient) get(path string) error {
-	c.req = append(c.req[:0], "GET "...)
-	c.req = append(c.req, path...)
-	c.req = append(c.req, " HTTP/1.1\r\nHost: kuzet\r\nAuthorization: Bearer "...)
-	c.req = append(c.req, c.tok...)
-	c.req = append(c.req, "\r\n\r\n"...)
-	if _, err := c.conn.Write(c.req); err != nil {
-		return err
-	}
-	line, err := c.br.ReadSlice('\n')
-	if err != nil {
-		return err
-	}
-	if len(line) < 12 || string(line[:9]) != "HTTP/1.1 " {
-		return fmt.Errorf("GET %s: bad status line %q", path, line)
-	}
-	status := string(line[9:12])
-	length := -1
-	for {
-		h, err := c.br.ReadSlice('\n')
-		if err != nil {
-			return err
-		}
-		if len(h) <= 2 {
-			break
-		}
-		if k, v, ok := bytes.Cut(h, []byte{':'}); ok && bytes.EqualFold(k, []byte("Content-Length")) {
-			if length, err = strconv.Atoi(string(bytes.TrimSpace(v))); err != nil {
-				return fmt.Errorf("GET %s: bad Content-Length %q", path, v)
-			}
-		}
-	}
-	if length < 0 {
-		return fmt.Errorf("GET %s: answer without Content-Length", path)
-	}
-	if cap(c.body) < length {
-		c.body = make([]byte, length)
-	}
-	c.body = c.body[:length]
-	if _, err := io.ReadFull(c.br, c.body); err != nil {
-		return err
-	}
-	if status != "200" {
-		return fmt.Errorf("GET %s: %s %s", path, status, c.body)
-	}
-	return nil
-}
-
-// loadResult is what runLoad measured.
-type loadResult struct {
-	N       int     `json:"n"`
-	Seconds float64 `json:"s"`
-	P50     float64 `json:"p50_us"`
-	P99     float64 `json:"p99_us"`
-	P999    float64 `json:"p999_us"`
-	LatePct float64 `json:"late_pct"`
-	CPU     float64 `json:"cpu_us"` // this process's CPU over the run
-}
-
-// runLoad sends total requests from n clients. With rate 0 each client
-// sends its next request when the last is answered (closed loop, the most
-// queries/s). With a rate, the clients offer rate requests/s in all, each
-// its share, staggered: client c sends its i-th request at its slot, or at
-// once if it is past the slot; LatePct is the share sent more than 1 ms
-// after their slot (the offered rate was not held). Latency counts from
-// the send to the whole answer, not from the slot: Go's timers wake an idle
-// process with about 1 ms granularity, so counting from the slot would
-// charge the client's own oversleeping to the server; LatePct shows any
-// backlog instead.
-func runLoad(n, total int, rate float64, op func(c, i int) error) (loadResult, error) {
-	var interval time.Duration
-	if rate > 0 {
-		interval = time.Duration(float64(n) / rate * 1e9)
-	}
-	per := (total + n - 1) / n
-	lats := make([][]time.Duration, n)
-	errs := make([]error, n)
-	var late atomic.Int64
-	var wg sync.WaitGroup
-	start, cpu0 := time.Now().Add(time.Millisecond), procCPU()
-	for c := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			lats[c] = make([]time.Duration, 0, per)
-			offset := time.Duration(c) * interval / time.Duration(n)
-			for i := range per {
-				if rate > 0 {
-					slot := start.Add(offset + time.Duration(i)*interval)
-					if d := time.Until(slot); d > 0 {
-						time.Sleep(d)
-					}
-					if time.Since(slot) > time.Millisecond {
-						late.Add(1)
-					}
-				}
-				t0 := time.Now()
-				if errs[c] = op(c, c*per+i); errs[c] != nil {
-					return
-				}
-				lats[c] = append(lats[c], time.Since(t0))
-			}
-		}()
-	}
-	wg.Wait()
-	el, cpu := time.Since(start), procCPU()-cpu0
-	if err := errors.Join(errs...); err != nil {
-		return loadResult{}, err
-	}
-	var all []time.Duration
-	for _, l := range lats {
-		all = append(all, l...)
-	}
-	slices.Sort(all)
-	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Nanoseconds()) / 1e3 }
-	return loadResult{N: len(all), Seconds: el.Seconds(), P50: pct(0.5), P99: pct(0.99), P999: pct(0.999),
-		LatePct: 100 * float64(late.Load()) / float64(len(all)), CPU: float64(cpu.Microseconds())}, nil
-}
-
-func (r loadResult) report(b *testing.B, unit string) {
+func reportLoad(b *testing.B, r loadgen.Result, unit string) {
 	b.ReportMetric(r.P50, "p50-µs")
 	b.ReportMetric(r.P99, "p99-µs")
 	b.ReportMetric(r.P999, "p99.9-µs")
 	b.ReportMetric(r.LatePct, "late-%")
-	b.ReportMetric(float64(r.N)/r.Seconds, unit+"/s")
+	b.ReportMetric(r.PerSec(), unit+"/s")
 }
 
-// paced is runLoad in this process, reporting its figures and the
-// process CPU per request (server and clients).
+// paced is loadgen.Run in this process (rate 0: closed loop), reporting
+// its figures and the process CPU per request (server and clients).
 func paced(b *testing.B, n, total int, rate float64, unit string, op func(c, i int) error) {
 	b.Helper()
 	b.ResetTimer()
-	r, err := runLoad(n, total, rate, op)
+	r, err := loadgen.Run(n, max(total, n), rate, op)
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
 	}
-	r.report(b, unit)
+	reportLoad(b, r, unit)
 	b.ReportMetric(r.CPU/float64(r.N), "cpu-µs/op")
 }
 
@@ -623,16 +486,16 @@ func loadgenMain(job string) int {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		return 2
 	}
-	cs := make([]*rawClient, j.Clients)
+	cs := make([]*loadgen.RawConn, j.Clients)
 	for i := range cs {
-		conn, err := net.Dial("tcp", j.Addr)
+		c, err := loadgen.DialRaw(j.Addr, j.Token)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
 			return 1
 		}
-		cs[i] = &rawClient{conn: conn, br: bufio.NewReaderSize(conn, 16<<10), tok: j.Token}
+		cs[i] = c
 	}
-	r, err := runLoad(j.Clients, j.Total, j.Rate, func(c, i int) error { return cs[c].get(j.Paths[i%len(j.Paths)]) })
+	r, err := loadgen.Run(j.Clients, max(j.Total, j.Clients), j.Rate, func(c, i int) error { return cs[c].Get(j.Paths[i%len(j.Paths)]) })
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		return 1
@@ -657,11 +520,11 @@ func loadFromProcess(b *testing.B, job loadgenJob, unit string) {
 	if err != nil {
 		b.Fatalf("load generator: %v", err)
 	}
-	var r loadResult
+	var r loadgen.Result
 	if err := json.Unmarshal(out, &r); err != nil || r.N == 0 {
 		b.Fatalf("load generator said %q: %v", out, err)
 	}
-	r.report(b, unit)
+	reportLoad(b, r, unit)
 	b.ReportMetric(float64(cpu.Microseconds())/float64(r.N), "server-cpu-µs/op")
 	b.ReportMetric(r.CPU/float64(r.N), "client-cpu-µs/op")
 }

@@ -363,3 +363,39 @@ func TestTwoNodesOneUnitOneWinner(t *testing.T) {
 		t.Fatalf("wins %d, busy %d; want 1 and 49", wins.Load(), busy.Load())
 	}
 }
+
+// TestLoadgenNearest: `kuzet loadgen --mode nearest` against a running
+// embedded server with a unit on duty and a position: it signs in, finds
+// the open incidents and reports the recommendations it was answered, and
+// with no open incident it says what to do instead of measuring nothing.
+func TestLoadgenNearest(t *testing.T) {
+	storage := storages[0].flags(t)
+	addUser(t, storage, "disp", "dispatcher")
+	addUser(t, storage, "boss", "supervisor")
+	addr := freeAddr(t)
+	startServer(t, addr, storage...)
+	loadgenRun := func() (string, error) {
+		cmd := exec.Command(binary, "loadgen", "--url", "http://"+addr, "--username", "disp", "--password", "crash-test-password",
+			"--mode", "nearest", "--clients", "2", "--requests", "400", "--k", "3")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := loadgenRun(); err == nil || !strings.Contains(out, "no open incidents") {
+		t.Fatalf("without incidents: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	boss := client(t, addr, "boss")
+	if err := boss.Do(ctx, "POST", "/api/v1/units", "", map[string]any{"id": "P-1", "call_sign": "Беркут-1", "agency": "police", "kind": "car"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := boss.Do(ctx, "POST", "/api/v1/units/P-1/shift", "", map[string]any{"on_shift": true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := boss.CreateIncident(ctx, "", "nearest"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := loadgenRun()
+	if err != nil || !strings.Contains(out, "nearest: 2 clients, k=3: 400 in") {
+		t.Fatalf("loadgen nearest: %v\n%s", err, out)
+	}
+}
