@@ -29,7 +29,7 @@ func auditVerify(args []string) int {
 		n, err = filejournal.VerifyDir(*data)
 	} else {
 		var st *node.Storage
-		st, err = node.OpenStorage(ctx, *data, *redisURL, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		st, err = node.OpenStorage(ctx, *data, *redisURL, slog.New(slog.NewTextHandler(io.Discard, nil)), 0)
 		if err == nil {
 			n, err = journal.Verify(ctx, st.Journal)
 			st.Close()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -45,6 +46,18 @@ func (f *flags) dur(name, env string, def time.Duration, usage string) *time.Dur
 		}
 	}
 	return f.Duration(name, def, usage+" (env "+env+")")
+}
+
+func (f *flags) int(name, env string, def int, usage string) *int {
+	if v, ok := os.LookupEnv(env); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			f.errs = append(f.errs, fmt.Sprintf("%s=%q is not a whole number", env, v))
+		} else {
+			def = n
+		}
+	}
+	return f.Int(name, def, usage+" (env "+env+")")
 }
 
 func (f *flags) parse(args []string) bool {

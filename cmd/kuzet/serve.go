@@ -21,6 +21,7 @@ func serve(args []string) int {
 	addr := f.str("addr", "KUZET_ADDR", ":8080", "listen address")
 	data := f.str("data", "KUZET_DATA", "./data", "data directory for embedded storage")
 	redisURL := f.str("redis", "KUZET_REDIS_URL", "", "Redis URL, e.g. redis://127.0.0.1:6379/0; empty = embedded storage")
+	waitReplicas := f.int("redis-wait-replicas", "KUZET_REDIS_WAIT_REPLICAS", 0, "Redis replicas that must confirm each journal append before a command is acknowledged (WAIT, 5 s); 0 = the primary's AOF only")
 	centre := f.str("centre", "KUZET_CENTRE", "ALA", "centre code used in incident numbers (ALA-2026-000123)")
 	tz := f.str("timezone", "KUZET_TIMEZONE", "Asia/Almaty", "time zone of the centre; incident numbers restart each year in it")
 	catalogue := f.str("catalogue", "KUZET_CATALOGUE", "", "JSON file with incident types, dispositions and dispatch targets (default: built-in APCO-style list)")
@@ -86,7 +87,7 @@ func serve(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	err = node.Run(ctx, node.Config{
-		Addr: *addr, DataDir: *data, RedisURL: *redisURL, Centre: *centre, TimeZone: *tz,
+		Addr: *addr, DataDir: *data, RedisURL: *redisURL, RedisWaitReplicas: *waitReplicas, Centre: *centre, TimeZone: *tz,
 		CatalogueFile: *catalogue, AllowedOrigins: allowed, SessionTTL: *sessionTTL,
 		ShutdownTimeout: *shutdown, Logger: log,
 		Intake: web.IntakeConfig{CTIToken: *ctiToken, AMLHMACKey: []byte(*amlKey), AMLHMACAlgorithm: *amlAlg, AMLWait: *amlWait,

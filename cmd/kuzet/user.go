@@ -87,7 +87,7 @@ func openAuthStore(ctx context.Context, data, redisURL string) (*authStore, erro
 		}
 		return &authStore{store: fs, close: func() error { return nil }}, nil
 	}
-	st, err := node.OpenStorage(ctx, data, redisURL, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	st, err := node.OpenStorage(ctx, data, redisURL, slog.New(slog.NewTextHandler(io.Discard, nil)), 0)
 	if err != nil {
 		return nil, err
 	}

@@ -259,3 +259,17 @@ func eventually(t *testing.T, what string, ok func() bool) {
 		}
 	}
 }
+
+// TestWaitReplicasNeedsRedis: --redis-wait-replicas is refused without
+// --redis (embedded storage has no replicas) and when negative.
+func TestWaitReplicasNeedsRedis(t *testing.T) {
+	for _, cfg := range []Config{
+		{Addr: "127.0.0.1:0", DataDir: t.TempDir(), RedisWaitReplicas: 1},
+		{Addr: "127.0.0.1:0", DataDir: t.TempDir(), RedisURL: "redis://127.0.0.1:1/0", RedisWaitReplicas: -1},
+	} {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--redis-wait-replicas") {
+			t.Fatalf("%+v: %v", cfg, err)
+		}
+	}
+}

@@ -34,6 +34,9 @@ type Config struct {
 	Addr            string
 	DataDir         string
 	RedisURL        string
+	// RedisWaitReplicas is how many replicas must confirm each journal
+	// append (WAIT) before it is acknowledged; 0 = none.
+	RedisWaitReplicas int
 	Centre          string // incident number prefix
 	TimeZone        string
 	CatalogueFile   string
@@ -75,7 +78,9 @@ func (s *Storage) Close() error {
 }
 
 // OpenStorage opens Redis when url is set, the data directory otherwise.
-func OpenStorage(ctx context.Context, dataDir, url string, log *slog.Logger) (*Storage, error) {
+// waitReplicas (Redis only) is how many replicas must confirm each journal
+// append; tools that only read pass 0.
+func OpenStorage(ctx context.Context, dataDir, url string, log *slog.Logger, waitReplicas int) (*Storage, error) {
 	st := &Storage{}
 	if url != "" {
 		opt, err := redis.ParseURL(url)
@@ -85,7 +90,7 @@ func OpenStorage(ctx context.Context, dataDir, url string, log *slog.Logger) (*S
 		opt.PoolSize = 64
 		st.Redis = redis.NewClient(opt)
 		st.closers = append(st.closers, st.Redis.Close)
-		j, err := redisjournal.Open(ctx, redisjournal.Config{Client: st.Redis, Logger: log})
+		j, err := redisjournal.Open(ctx, redisjournal.Config{Client: st.Redis, Logger: log, WaitReplicas: waitReplicas})
 		if err != nil {
 			st.Close()
 			return nil, err
@@ -149,7 +154,10 @@ func Run(ctx context.Context, cfg Config) error {
 	} else {
 		log.Info("storage: Redis", "url", redactURL(cfg.RedisURL))
 	}
-	st, err := OpenStorage(ctx, cfg.DataDir, cfg.RedisURL, log)
+	if cfg.RedisWaitReplicas < 0 || cfg.RedisWaitReplicas > 0 && cfg.RedisURL == "" {
+		return fmt.Errorf("--redis-wait-replicas %d: needs --redis and a number ≥ 0", cfg.RedisWaitReplicas)
+	}
+	st, err := OpenStorage(ctx, cfg.DataDir, cfg.RedisURL, log, cfg.RedisWaitReplicas)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -25,6 +26,8 @@ type Server struct {
 	Addr string // host:port on loopback
 	Dir  string // working directory holding the AOF
 	cmd  *exec.Cmd
+	// stopped is set by the first stop (Stop, then the cleanup).
+	stopped bool
 }
 
 // URL is the redis:// URL of the server, as passed to --redis.
@@ -32,7 +35,50 @@ func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
 
 // Start runs redis-server for the duration of t and returns it once it
 // accepts connections.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB) *Server { return start(t) }
+
+// StartReplica runs a redis-server replicating primary and returns it once
+// its initial synchronisation is done.
+func StartReplica(t testing.TB, primary *Server) *Server {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(primary.Addr)
+	s := start(t, "--replicaof", host, port)
+	deadline := time.Now().Add(10 * time.Second)
+	for !s.synced() {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %s did not finish its sync with %s", s.Addr, primary.Addr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return s
+}
+
+// Stop stops the server now (the test's cleanup would later).
+func (s *Server) Stop() { s.stop() }
+
+// synced reports whether a replica's link to its primary is up.
+func (s *Server) synced() bool {
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	_, _ = c.Write([]byte("INFO replication\r\n"))
+	r := bufio.NewReader(c)
+	for range 100 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return false
+		}
+		if strings.HasPrefix(line, "master_link_status:") {
+			return strings.TrimSpace(line) == "master_link_status:up"
+		}
+	}
+	return false
+}
+
+func start(t testing.TB, extra ...string) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -40,7 +86,7 @@ func Start(t testing.TB) *Server {
 	}
 	dir := t.TempDir()
 	port := freePort(t)
-	cmd := exec.Command(bin,
+	cmd := exec.Command(bin, append([]string{
 		"--port", strconv.Itoa(port),
 		"--bind", "127.0.0.1",
 		"--dir", dir,
@@ -48,9 +94,10 @@ func Start(t testing.TB) *Server {
 		"--appendfsync", "always",
 		"--save", "",
 		"--protected-mode", "yes",
+		"--repl-diskless-sync-delay", "0", // a replica syncs at once
 		"--daemonize", "no",
 		"--logfile", filepath.Join(dir, "redis.log"),
-	)
+	}, extra...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
@@ -64,9 +111,10 @@ func Start(t testing.TB) *Server {
 }
 
 func (s *Server) stop() {
-	if s.cmd.Process == nil {
+	if s.cmd.Process == nil || s.stopped {
 		return
 	}
+	s.stopped = true
 	_ = s.cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(done) }()

@@ -104,6 +104,12 @@ func Open(ctx context.Context, cfg Config) (*Journal, error) {
 		return nil, fmt.Errorf("redisjournal: cannot reach Redis: %w", err)
 	}
 	j.checkDurability(ctx)
+	if cfg.WaitReplicas < 0 {
+		return nil, fmt.Errorf("redisjournal: WaitReplicas %d is negative", cfg.WaitReplicas)
+	}
+	if cfg.WaitReplicas > 0 {
+		j.checkReplicas(ctx)
+	}
 	if err := appendScript.Load(ctx, j.rdb).Err(); err != nil {
 		return nil, fmt.Errorf("redisjournal: load append script: %w", err)
 	}
@@ -113,6 +119,26 @@ func Open(ctx context.Context, cfg Config) (*Journal, error) {
 	j.wg.Add(1)
 	go func() { defer j.wg.Done(); j.batch.Run(j.commit) }()
 	return j, nil
+}
+
+// checkReplicas warns when fewer replicas are connected than each append
+// waits for: commands will not be acknowledged until they connect.
+func (j *Journal) checkReplicas(ctx context.Context) {
+	info, err := j.rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		j.log.Warn("cannot read Redis replication state", "err", err)
+		return
+	}
+	n := 0
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "connected_slaves:"); ok {
+			n, _ = strconv.Atoi(v)
+		}
+	}
+	if n < j.cfg.WaitReplicas {
+		j.log.Warn("fewer Redis replicas connected than each journal append waits for: commands fail until they connect",
+			"connected", n, "wait_replicas", j.cfg.WaitReplicas)
+	}
 }
 
 func (j *Journal) checkDurability(ctx context.Context) {
@@ -261,8 +287,11 @@ func (j *Journal) call(ctx context.Context, cmds []prepared) (scriptResult, erro
 	}
 	if j.cfg.WaitReplicas > 0 && len(v) > 0 && v[0] != "HEAD" {
 		n, err := j.rdb.Wait(ctx, j.cfg.WaitReplicas, 5*time.Second).Result()
-		if err != nil || n < int64(j.cfg.WaitReplicas) {
-			return scriptResult{}, fmt.Errorf("only %d of %d replicas confirmed the write: %v", n, j.cfg.WaitReplicas, err)
+		if err != nil {
+			return scriptResult{}, fmt.Errorf("WAIT for %d replicas: %w", j.cfg.WaitReplicas, err)
+		}
+		if n < int64(j.cfg.WaitReplicas) {
+			return scriptResult{}, fmt.Errorf("only %d of %d replicas confirmed the write within 5 s (the command is not acknowledged; a retry with its idempotency key returns it once a replica has it)", n, j.cfg.WaitReplicas)
 		}
 	}
 	var r scriptResult
