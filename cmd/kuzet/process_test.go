@@ -399,3 +399,60 @@ func TestLoadgenNearest(t *testing.T) {
 		t.Fatalf("loadgen nearest: %v\n%s", err, out)
 	}
 }
+
+// TestUserPasswdDisableWhileServing: `kuzet user disable` and `kuzet user
+// passwd`, run against the data directory of a running server, end the
+// user's sessions within a few seconds; `enable` lets the user sign in
+// again with the new password.
+func TestUserPasswdDisableWhileServing(t *testing.T) {
+	storage := storages[0].flags(t)
+	addUser(t, storage, "aigerim", "dispatcher")
+	addr := freeAddr(t)
+	startServer(t, addr, storage...)
+	ctx := context.Background()
+	userCmd := func(stdin string, args ...string) {
+		t.Helper()
+		cmd := exec.Command(binary, append(append([]string{"user"}, args...), storage...)...)
+		cmd.Stdin = strings.NewReader(stdin)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kuzet user %v: %v\n%s", args, err, out)
+		}
+	}
+	ended := func(c *loadgen.Client) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			err := c.Do(ctx, "GET", "/api/v1/me", "", nil, nil)
+			var se *loadgen.StatusError
+			if errors.As(err, &se) && se.Status == http.StatusUnauthorized {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("session still works: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	c := client(t, addr, "aigerim")
+	userCmd("", "disable", "--username", "aigerim")
+	ended(c)
+	if err := loadgen.NewClient("http://"+addr).SignIn(ctx, "aigerim", "crash-test-password"); err == nil {
+		t.Fatal("a disabled user signed in")
+	}
+	// A running server re-reads the users file at most once a second; each
+	// refused sign-in counts towards the lock-out, so wait rather than retry.
+	signIn := func(password string) *loadgen.Client {
+		t.Helper()
+		time.Sleep(1500 * time.Millisecond)
+		c := loadgen.NewClient("http://" + addr)
+		if err := c.SignIn(ctx, "aigerim", password); err != nil {
+			t.Fatalf("sign in: %v", err)
+		}
+		return c
+	}
+	userCmd("", "enable", "--username", "aigerim")
+	c = signIn("crash-test-password")
+	userCmd("new-dispatch-password\n", "passwd", "--username", "aigerim")
+	ended(c)
+	signIn("new-dispatch-password")
+}

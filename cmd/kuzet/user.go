@@ -14,8 +14,19 @@ import (
 )
 
 func user(args []string) int {
-	if len(args) == 0 || (args[0] != "add" && args[0] != "list") {
-		fmt.Fprintln(os.Stderr, "Usage: kuzet user add --username U --role R [--unit ID] [--data DIR | --redis URL] < password\n       kuzet user list [--data DIR | --redis URL]\n\nRoles: calltaker, dispatcher, supervisor, viewer, officer (needs --unit), admin,\ngateway (an AVL gateway or tracking server: may only post position batches).\nThe password (at least 10 characters) is read from the first line of standard input.")
+	subs := map[string]bool{"add": true, "list": true, "passwd": true, "disable": true, "enable": true}
+	if len(args) == 0 || !subs[args[0]] {
+		fmt.Fprintln(os.Stderr, `Usage: kuzet user add --username U --role R [--unit ID] [--data DIR | --redis URL] < password
+       kuzet user passwd --username U [--data DIR | --redis URL] < new password
+       kuzet user disable --username U [--data DIR | --redis URL]
+       kuzet user enable --username U [--data DIR | --redis URL]
+       kuzet user list [--data DIR | --redis URL]
+
+Roles: calltaker, dispatcher, supervisor, viewer, officer (needs --unit), admin,
+gateway (an AVL gateway or tracking server: may only post position batches).
+The password (at least 10 characters) is read from the first line of standard input.
+A new password or disabling ends the user's sessions at once (within a second
+for a running server on embedded storage); enabling again needs a new sign-in.`)
 		return 2
 	}
 	sub := args[0]
@@ -23,7 +34,7 @@ func user(args []string) int {
 	data := f.str("data", "KUZET_DATA", "./data", "data directory for embedded storage")
 	redisURL := f.str("redis", "KUZET_REDIS_URL", "", "Redis URL; empty = embedded storage")
 	username := f.String("username", "", "user name (2-40 lower-case letters, digits, . _ -)")
-	role := f.String("role", "", "calltaker, dispatcher, supervisor, viewer, officer or admin")
+	role := f.String("role", "", "calltaker, dispatcher, supervisor, viewer, officer, admin or gateway")
 	unit := f.String("unit", "", "unit id an officer serves on")
 	if !f.parse(args[1:]) {
 		return 2
@@ -42,8 +53,33 @@ func user(args []string) int {
 			return 1
 		}
 		for _, u := range users {
-			fmt.Printf("%-24s %-11s %s\n", u.Username, u.Role, u.UnitID)
+			state := ""
+			if u.Disabled {
+				state = "disabled"
+			}
+			fmt.Printf("%-24s %-11s %-10s %s\n", u.Username, u.Role, u.UnitID, state)
 		}
+		return 0
+	}
+	switch sub {
+	case "disable", "enable":
+		if err := auth.SetDisabled(ctx, st.store, *username, sub == "disable"); err != nil {
+			fmt.Fprintf(os.Stderr, "kuzet user %s: %v\n", sub, err)
+			return 1
+		}
+		fmt.Printf("user %s %sd\n", *username, sub)
+		return 0
+	case "passwd":
+		password, err := readPassword(os.Stdin)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "kuzet user passwd:", err)
+			return 2
+		}
+		if err := auth.SetPassword(ctx, st.store, *username, password); err != nil {
+			fmt.Fprintln(os.Stderr, "kuzet user passwd:", err)
+			return 1
+		}
+		fmt.Printf("password of %s changed; its sessions have ended\n", *username)
 		return 0
 	}
 	password, err := readPassword(os.Stdin)

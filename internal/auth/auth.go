@@ -79,6 +79,9 @@ type User struct {
 	PasswordHash string    `json:"password_hash"`
 	Disabled     bool      `json:"disabled,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
+	// Epoch grows when the password changes or the user is disabled: a
+	// session signed in at an older epoch no longer works.
+	Epoch int `json:"epoch,omitempty"`
 }
 
 // Device is a unit terminal or tracker.
@@ -95,6 +98,7 @@ type Session struct {
 	TokenHash string    `json:"token_hash"`
 	Username  string    `json:"username"`
 	Expires   time.Time `json:"expires"`
+	Epoch     int       `json:"epoch,omitempty"` // the user's epoch at sign-in
 }
 
 // Store keeps users, devices and sessions.
@@ -240,7 +244,7 @@ func (a *Authenticator) SignIn(ctx context.Context, username, password string) (
 		return "", Session{}, User{}, ErrBadCredentials
 	}
 	token, hash := NewToken()
-	s = Session{TokenHash: hash, Username: u.Username, Expires: a.cfg.Now().Add(a.cfg.SessionTTL).UTC()}
+	s = Session{TokenHash: hash, Username: u.Username, Expires: a.cfg.Now().Add(a.cfg.SessionTTL).UTC(), Epoch: u.Epoch}
 	if err := a.cfg.Store.PutSession(ctx, s); err != nil {
 		return "", Session{}, User{}, err
 	}
@@ -293,7 +297,7 @@ func (a *Authenticator) Resolve(ctx context.Context, token string) (Principal, e
 			return Principal{}, ErrExpired
 		}
 		u, err := a.cfg.Store.User(ctx, s.Username)
-		if err != nil || u.Disabled {
+		if err != nil || u.Disabled || s.Epoch != u.Epoch {
 			return Principal{}, ErrBadToken
 		}
 		return Principal{Kind: "user", Name: u.Username, Role: u.Role, UnitID: u.UnitID}, nil
@@ -335,6 +339,36 @@ func AddUser(ctx context.Context, st Store, username string, role Role, unitID, 
 		return User{}, err
 	}
 	return u, nil
+}
+
+// SetPassword replaces a user's password; every session the user had ends
+// (used by `kuzet user passwd`).
+func SetPassword(ctx context.Context, st Store, username, password string) error {
+	hash, err := HashPassword(password)
+	if err != nil {
+		return err
+	}
+	return changeUser(ctx, st, username, func(u *User) { u.PasswordHash = hash; u.Epoch++ })
+}
+
+// SetDisabled disables a user, ending every session at once, or enables
+// it again (old sessions stay ended; the user signs in anew).
+func SetDisabled(ctx context.Context, st Store, username string, disabled bool) error {
+	return changeUser(ctx, st, username, func(u *User) {
+		if disabled && !u.Disabled {
+			u.Epoch++
+		}
+		u.Disabled = disabled
+	})
+}
+
+func changeUser(ctx context.Context, st Store, username string, fn func(*User)) error {
+	u, err := st.User(ctx, username)
+	if err != nil {
+		return err
+	}
+	fn(&u)
+	return st.PutUser(ctx, u, false)
 }
 
 // AddDevice issues a device token bound to a unit. The token is returned

@@ -121,3 +121,62 @@ func TestFileStoreSharedWithCommand(t *testing.T) {
 		t.Fatalf("users = %v", users)
 	}
 }
+
+// TestPasswordChangeAndDisable: a new password ends the sessions signed in
+// with the old one; disabling ends them at once and refuses sign-in;
+// enabling again lets the user sign in but does not revive old sessions.
+func TestPasswordChangeAndDisable(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			a, _ := New(Config{Store: st, SessionTTL: time.Hour, MaxFailures: 100})
+			if _, err := a.AddUser(ctx, "serik", RoleSupervisor, "", "supervisor-2026"); err != nil {
+				t.Fatal(err)
+			}
+			old, _, _, err := a.SignIn(ctx, "serik", "supervisor-2026")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := SetPassword(ctx, st, "serik", "short"); !errors.Is(err, ErrInvalid) {
+				t.Fatalf("short password: %v", err)
+			}
+			if err := SetPassword(ctx, st, "nobody", "long-enough-password"); !errors.Is(err, ErrUnknownUser) {
+				t.Fatalf("unknown user: %v", err)
+			}
+			if _, err := a.Resolve(ctx, old); err != nil {
+				t.Fatalf("a refused change must not end the session: %v", err)
+			}
+			if err := SetPassword(ctx, st, "serik", "new-supervisor-2026"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Resolve(ctx, old); !errors.Is(err, ErrBadToken) {
+				t.Fatalf("session from before the password change: %v", err)
+			}
+			if _, _, _, err := a.SignIn(ctx, "serik", "supervisor-2026"); !errors.Is(err, ErrBadCredentials) {
+				t.Fatalf("old password: %v", err)
+			}
+			cur, _, _, err := a.SignIn(ctx, "serik", "new-supervisor-2026")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := SetDisabled(ctx, st, "serik", true); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Resolve(ctx, cur); !errors.Is(err, ErrBadToken) {
+				t.Fatalf("session of a disabled user: %v", err)
+			}
+			if _, _, _, err := a.SignIn(ctx, "serik", "new-supervisor-2026"); !errors.Is(err, ErrBadCredentials) {
+				t.Fatalf("disabled user signed in: %v", err)
+			}
+			if err := SetDisabled(ctx, st, "serik", false); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Resolve(ctx, cur); !errors.Is(err, ErrBadToken) {
+				t.Fatalf("enabling revived an old session: %v", err)
+			}
+			if _, _, _, err := a.SignIn(ctx, "serik", "new-supervisor-2026"); err != nil {
+				t.Fatalf("enabled user: %v", err)
+			}
+		})
+	}
+}
