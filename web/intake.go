@@ -265,13 +265,20 @@ func (s *Server) ingestCTI(w http.ResponseWriter, r *http.Request) {
 		if strings.Contains(ev.Line, ik.Queue1402) {
 			queue = ik.Queue1402
 		}
+		// Fixes waiting on this node are taken before the call exists, so
+		// the answer shows them attached (the journal listener would
+		// otherwise race for them); other nodes' fixes come through the
+		// listener there.
+		var waiting []ik.AMLFix
+		if ev.CallerNumber != "" {
+			waiting = s.in.matcher.TakePending(ev.CallerNumber)
+		}
 		c, err = s.svc.PBXOffered(r.Context(), m, dispatch.PBXOffer{PBXCallID: ev.CallID, CallerNumber: ev.CallerNumber,
 			CallerName: ev.CallerName, Line: ev.Line, Queue: queue, At: ev.Time})
-		if err == nil && ev.CallerNumber != "" {
-			for _, fix := range s.in.matcher.TakePending(ev.CallerNumber) {
-				if fix.NoLocation {
-					continue
-				}
+		if err != nil {
+			s.in.matcher.Keep(waiting)
+		} else if len(waiting) > 0 {
+			for _, fix := range waiting {
 				if _, aerr := s.svc.AttachAML(r.Context(), system("aml", ""), c.ID, amlLocation(fix)); aerr != nil {
 					s.in.log.Warn("AML fix waiting for this call could not be attached", "call", c.ID, "err", aerr)
 				}
@@ -300,6 +307,30 @@ func amlLocation(f ik.AMLFix) dispatch.AMLLocation {
 		Location:   dispatch.Location{Lat: f.Lat, Lon: f.Lon, Accuracy: f.Accuracy, Source: "aml"},
 		Confidence: f.Confidence, Method: f.Method, LocationTime: f.LocationTime.UTC(), Transport: f.Transport,
 	}
+}
+
+// amlForNewCall hands AML fixes waiting on this node to a call that
+// appeared in the journal, whichever node took the PBX event: the handset
+// and the PBX may reach different nodes behind a balancer. It runs on the
+// journal follower, so the attaching runs in its own goroutine (rare: only
+// when a fix is waiting for that number).
+func (s *Server) amlForNewCall(r journalRecord, _ *dispatch.State) {
+	if r.Type != dispatch.EvCallReceived {
+		return
+	}
+	var c dispatch.CallReceived
+	if json.Unmarshal(r.Data, &c) != nil || c.CallerNumber == "" || !s.in.matcher.HasPending(c.CallerNumber) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for _, fix := range s.in.matcher.TakePending(c.CallerNumber) {
+			if _, err := s.svc.AttachAML(ctx, system("aml", ""), c.CallID, amlLocation(fix)); err != nil {
+				s.in.log.Warn("AML fix waiting for this call could not be attached", "call", c.CallID, "err", err)
+			}
+		}
+	}()
 }
 
 // offerAML attaches a fix to the live call from its number or keeps it

@@ -125,6 +125,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.svc.OnApplied(s.hub.publish)
 	s.svc.OnApplied(func(r journalRecord, _ *dispatch.State) { s.metrics.eventsApplied.Inc() })
+	s.svc.OnApplied(s.amlForNewCall)
 	// Each area of the system adds its routes from its own file; every
 	// route goes through the same role check, metrics and matrix test.
 	s.routes = s.apiRoutes()

@@ -286,6 +286,41 @@ func TestAMLMatcher(t *testing.T) {
 	}
 }
 
+// announcer is a CallFinder that, when asked, plays the journal listener
+// of a call announced at that moment: it takes the waiting fixes first.
+type announcer struct {
+	m    *AMLMatcher
+	took []AMLFix
+}
+
+func (a *announcer) CallByNumber(n string) (string, bool) {
+	a.took = append(a.took, a.m.TakePending(n)...)
+	return "call-1", true
+}
+
+// TestAMLMatcherRace: Offer stores the fix before it asks for the call, so
+// a call announced at the same moment gets the fix exactly once: here the
+// announcement wins and Offer reports the fix as waiting (not attached by
+// it); Keep puts taken fixes back for a refused call.
+func TestAMLMatcherRace(t *testing.T) {
+	m, _ := NewAMLMatcher(AMLMatcherConfig{})
+	fix, err := ParseAMLSMS(amlSMS, "8 701 123 45 67")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &announcer{m: m}
+	if _, ok, err := m.Offer(fix, a); ok || err != nil {
+		t.Fatalf("announcement took the fix, Offer must not also attach it: ok=%v err=%v", ok, err)
+	}
+	if len(a.took) != 1 || m.Pending() != 0 {
+		t.Fatalf("announcer took %d, %d still pending; want exactly one handed over", len(a.took), m.Pending())
+	}
+	m.Keep(a.took)
+	if !m.HasPending(fix.DeviceNumber) || m.Pending() != 1 {
+		t.Fatal("kept fix not waiting again")
+	}
+}
+
 func FuzzAMLForm(f *testing.F) {
 	p, _ := NewAMLParser(AMLConfig{HMACKey: []byte("kuzet-aml-shared-key")})
 	f.Add(string(signed(f, p, amlForm)))

@@ -36,6 +36,7 @@ type AMLMatcherConfig struct {
 type pendingFix struct {
 	fix AMLFix
 	at  time.Time
+	seq uint64 // tells this offer's fix apart from others of the number
 }
 
 // AMLMatcher pairs AML fixes with calls by normalised caller number. A fix
@@ -47,6 +48,7 @@ type AMLMatcher struct {
 	mu      sync.Mutex
 	pending map[string][]pendingFix
 	n       int
+	seq     uint64
 }
 
 // NewAMLMatcher validates cfg.
@@ -72,23 +74,75 @@ func NewAMLMatcher(cfg AMLMatcherConfig) (*AMLMatcher, error) {
 // overwriting a typed one). Otherwise the fix is kept for Wait and false is
 // returned. A fix without a device number cannot be matched and is
 // rejected with ErrInvalid.
+//
+// The fix is stored before calls is asked, so a call that appears at the
+// same moment is never missed: either calls already has it (and Offer takes
+// the fix back), or the call is announced after the fix was stored and
+// whoever announces it (TakePending, on any node that follows the journal)
+// finds the fix. Either way exactly one of them gets it.
 func (m *AMLMatcher) Offer(fix AMLFix, calls CallFinder) (string, bool, error) {
 	if fix.DeviceNumber == "" {
 		return "", false, fmt.Errorf("%w: AML fix has no device number to match a call", ErrInvalid)
 	}
-	if id, ok := calls.CallByNumber(fix.DeviceNumber); ok {
-		return id, true, nil
-	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	now := m.cfg.Now()
 	m.expireLocked(now)
 	if m.n >= m.cfg.MaxPending {
 		m.dropOldestLocked()
 	}
-	m.pending[fix.DeviceNumber] = append(m.pending[fix.DeviceNumber], pendingFix{fix, now})
+	m.seq++
+	seq := m.seq
+	m.pending[fix.DeviceNumber] = append(m.pending[fix.DeviceNumber], pendingFix{fix, now, seq})
 	m.n++
+	m.mu.Unlock()
+	if id, ok := calls.CallByNumber(fix.DeviceNumber); ok && m.takeBack(fix.DeviceNumber, seq) {
+		return id, true, nil
+	}
 	return "", false, nil
+}
+
+// Keep stores fixes again that TakePending returned but could not be used
+// (the call they were taken for was refused); they wait a full Wait again.
+func (m *AMLMatcher) Keep(fixes []AMLFix) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.cfg.Now()
+	for _, f := range fixes {
+		if m.n >= m.cfg.MaxPending {
+			m.dropOldestLocked()
+		}
+		m.seq++
+		m.pending[f.DeviceNumber] = append(m.pending[f.DeviceNumber], pendingFix{f, now, m.seq})
+		m.n++
+	}
+}
+
+// takeBack removes the fix stored under seq; false if TakePending (or
+// expiry) got it first.
+func (m *AMLMatcher) takeBack(e164 string, seq uint64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.pending[e164]
+	for i := range p {
+		if p[i].seq == seq {
+			if len(p) == 1 {
+				delete(m.pending, e164)
+			} else {
+				m.pending[e164] = append(p[:i:i], p[i+1:]...)
+			}
+			m.n--
+			return true
+		}
+	}
+	return false
+}
+
+// HasPending reports whether fixes wait for e164 (cheap: the journal
+// listener asks it for every new call).
+func (m *AMLMatcher) HasPending(e164 string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.pending[e164]) > 0
 }
 
 // TakePending is called when a call from e164 is offered; it returns the
