@@ -1,7 +1,6 @@
 package gis
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -64,27 +63,34 @@ func loadIndex(t testing.TB, ix *Index, infos []UnitInfo, fixes []UnitFix) {
 
 // bruteNearest is the reference: filter everything, sort by haversine.
 func bruteNearest(infos []UnitInfo, fixes []UnitFix, q NearestQuery) []string {
+	ids, _ := bruteRanked(infos, fixes, q, func(d float64, _ UnitInfo) float64 { return d })
+	return ids
+}
+
+// bruteRanked filters every unit and sorts by key(distance, unit), ties by
+// id; it returns the first q.K ids and their keys.
+func bruteRanked(infos []UnitInfo, fixes []UnitFix, q NearestQuery, key func(d float64, u UnitInfo) float64) ([]string, []float64) {
 	type c struct {
 		id string
-		d  float64
+		k  float64
 	}
 	var all []c
 	for i, u := range infos {
 		e := &entry{info: u, fix: fixes[i].Fix, hasFix: true}
 		d := Distance(q.Point, fixes[i].Fix.Point())
 		if (q.Radius == 0 || d <= q.Radius) && q.match(e, q.Now) {
-			all = append(all, c{u.ID, d})
+			all = append(all, c{u.ID, key(d, u)})
 		}
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].d < all[j].d || all[i].d == all[j].d && all[i].id < all[j].id })
+	sort.Slice(all, func(i, j int) bool { return all[i].k < all[j].k || all[i].k == all[j].k && all[i].id < all[j].id })
 	if q.K > 0 && len(all) > q.K {
 		all = all[:q.K]
 	}
-	ids := make([]string, len(all))
+	ids, keys := make([]string, len(all)), make([]float64, len(all))
 	for i := range all {
-		ids[i] = all[i].id
+		ids[i], keys[i] = all[i].id, all[i].k
 	}
-	return ids
+	return ids, keys
 }
 
 func TestNearestMatchesBruteForce(t *testing.T) {
@@ -228,35 +234,17 @@ func TestNearestByTimeMatchesBruteForce(t *testing.T) {
 		if i%7 == 0 {
 			q.Radius = rng.Float64() * 3000
 		}
-		type c struct {
-			id string
-			s  float64
-		}
-		var all []c
-		for j, u := range infos {
-			e := &entry{info: u, fix: fixes[j].Fix, hasFix: true}
-			d := Distance(q.Point, fixes[j].Fix.Point())
-			if (q.Radius == 0 || d <= q.Radius) && q.match(e, q.Now) {
-				all = append(all, c{u.ID, sl.one(q.Point, ETAFrom{Point: fixes[j].Fix.Point(), Kind: u.Kind}).Seconds})
-			}
-		}
-		slices.SortFunc(all, func(a, b c) int {
-			if a.s != b.s {
-				return cmp.Compare(a.s, b.s)
-			}
-			return strings.Compare(a.id, b.id)
-		})
-		all = all[:min(len(all), q.K)]
+		ids, secs := bruteRanked(infos, fixes, q, func(d float64, u UnitInfo) float64 { return d * sl.detour() / sl.speed(u.Kind) })
 		got, err := ix.Nearest(q)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != len(all) {
-			t.Fatalf("query %d: %d units, brute force %d", i, len(got), len(all))
+		if len(got) != len(ids) {
+			t.Fatalf("query %d: %d units, brute force %d", i, len(got), len(ids))
 		}
 		for j := range got {
-			if got[j].ID != all[j].id {
-				t.Fatalf("query %d rank %d: %s, brute force %s (%.1f s)", i, j, got[j].ID, all[j].id, all[j].s)
+			if got[j].ID != ids[j] {
+				t.Fatalf("query %d rank %d: %s, brute force %s (%.1f s)", i, j, got[j].ID, ids[j], secs[j])
 			}
 		}
 		if q.Radius == 0 {
@@ -265,8 +253,8 @@ func TestNearestByTimeMatchesBruteForce(t *testing.T) {
 				t.Fatal(err)
 			}
 			for j := range recs {
-				if recs[j].UnitID != all[j].id || math.Abs(recs[j].ETA.Seconds-all[j].s) > 1e-6 {
-					t.Fatalf("query %d: recommendation %d is %s (%.1f s), brute force %s (%.1f s)", i, j, recs[j].UnitID, recs[j].ETA.Seconds, all[j].id, all[j].s)
+				if recs[j].UnitID != ids[j] || math.Abs(recs[j].ETA.Seconds-secs[j]) > 1e-6 {
+					t.Fatalf("query %d: recommendation %d is %s (%.1f s), brute force %s (%.1f s)", i, j, recs[j].UnitID, recs[j].ETA.Seconds, ids[j], secs[j])
 				}
 			}
 		}

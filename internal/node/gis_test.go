@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,10 +15,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/redis/go-redis/v9"
-
-	"github.com/kuzet/kuzet/internal/auth"
-	"github.com/kuzet/kuzet/internal/redistest"
 )
 
 // TestTrackingOnRedis runs two whole nodes on a real redis-server, the
@@ -30,44 +25,16 @@ import (
 // an incident gets its sector, and sectors replaced through node A reach
 // node B.
 func TestTrackingOnRedis(t *testing.T) {
-	rs := redistest.Start(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
-	defer rdb.Close()
-	if _, err := auth.AddUser(ctx, auth.NewRedisStore(rdb), "sup", auth.RoleSupervisor, "", "supervisor-password"); err != nil {
-		t.Fatal(err)
-	}
+	rs, rdb := redisWithSupervisor(t)
+	ctx := context.Background()
 	sectors := filepath.Join(t.TempDir(), "sectors.geojson")
 	os.WriteFile(sectors, []byte(`{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"id":"S1","name":"Алмалы"},
 	 "geometry":{"type":"Polygon","coordinates":[[[76.90,43.22],[76.96,43.22],[76.96,43.26],[76.90,43.26],[76.90,43.22]]]}}]}`), 0o600)
-	done := make(chan error, 2)
-	start := func(sectorsFile string) string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		go func() {
-			done <- Run(ctx, Config{Addr: addr, DataDir: t.TempDir(), RedisURL: rs.URL(), Centre: "ALA", TimeZone: "Asia/Almaty",
-				SectorsFile: sectorsFile, StaleAfter: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		}()
-		for deadline := time.Now().Add(20 * time.Second); ; {
-			if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					return "http://" + addr
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("node not ready")
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	nodeA := start(sectors)
-	nodeB := start("")
+	ns := newNodes(t)
+	cfg := Config{RedisURL: rs.URL(), Centre: "ALA", TimeZone: "Asia/Almaty", StaleAfter: time.Minute}
+	cfgA := cfg
+	cfgA.SectorsFile = sectors
+	nodeA, nodeB := ns.start(cfgA), ns.start(cfg)
 	base := nodeA
 	call := func(method, path, tok string, body any) (int, []byte) {
 		t.Helper()
@@ -238,17 +205,7 @@ func TestTrackingOnRedis(t *testing.T) {
 		st, b := call("GET", "/api/v1/sectors", tok, nil)
 		return st == 200 && strings.Contains(string(b), `"S2"`) && !strings.Contains(string(b), `"S1"`)
 	})
-	cancel()
-	for range 2 {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("node did not stop")
-		}
-	}
+	ns.stop()
 }
 
 func eventually(t *testing.T, what string, ok func() bool) {

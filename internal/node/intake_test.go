@@ -9,17 +9,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"github.com/kuzet/kuzet/internal/auth"
-	"github.com/kuzet/kuzet/internal/redistest"
 	"github.com/kuzet/kuzet/web"
 )
 
@@ -27,41 +21,13 @@ import (
 // node A before the PBX offers the call, and the PBX event reaches node B.
 // The fix waiting on node A is attached to the call node B created, once.
 func TestAMLAcrossNodes(t *testing.T) {
-	rs := redistest.Start(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr})
-	defer rdb.Close()
-	if _, err := auth.AddUser(ctx, auth.NewRedisStore(rdb), "sup", auth.RoleSupervisor, "", "supervisor-password"); err != nil {
-		t.Fatal(err)
-	}
+	rs, rdb := redisWithSupervisor(t)
+	ctx := context.Background()
 	const ctiToken, amlKey = "pbx-token-0123456789", "aml-key-0123456789"
-	done := make(chan error, 2)
-	start := func() string {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		go func() {
-			done <- Run(ctx, Config{Addr: addr, DataDir: t.TempDir(), RedisURL: rs.URL(), Centre: "ALA", TimeZone: "Asia/Almaty",
-				Intake: web.IntakeConfig{CTIToken: ctiToken, AMLHMACKey: []byte(amlKey), AMLHMACAlgorithm: "sha1", AMLWait: time.Minute},
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		}()
-		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if resp, err := http.Get("http://" + addr + "/readyz"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == 200 {
-					return "http://" + addr
-				}
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("node not ready")
-			}
-		}
-	}
-	nodeA, nodeB := start(), start()
+	ns := newNodes(t)
+	cfg := Config{RedisURL: rs.URL(), Centre: "ALA", TimeZone: "Asia/Almaty",
+		Intake: web.IntakeConfig{CTIToken: ctiToken, AMLHMACKey: []byte(amlKey), AMLHMACAlgorithm: "sha1", AMLWait: time.Minute}}
+	nodeA, nodeB := ns.start(cfg), ns.start(cfg)
 	post := func(url, ctype, auth string, body []byte) (int, []byte) {
 		t.Helper()
 		req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
@@ -132,15 +98,5 @@ func TestAMLAcrossNodes(t *testing.T) {
 	if located != 1 {
 		t.Fatalf("%d call.aml_located records, want 1", located)
 	}
-	cancel()
-	for range 2 {
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatal("node did not stop")
-		}
-	}
+	ns.stop()
 }

@@ -31,19 +31,19 @@ import (
 
 // Config is everything `kuzet serve` can be told.
 type Config struct {
-	Addr            string
-	DataDir         string
-	RedisURL        string
+	Addr     string
+	DataDir  string
+	RedisURL string
 	// RedisWaitReplicas is how many replicas must confirm each journal
 	// append (WAIT) before it is acknowledged; 0 = none.
 	RedisWaitReplicas int
-	Centre          string // incident number prefix
-	TimeZone        string
-	CatalogueFile   string
-	AllowedOrigins  []string
-	SessionTTL      time.Duration
-	ShutdownTimeout time.Duration
-	Logger          *slog.Logger
+	Centre            string // incident number prefix
+	TimeZone          string
+	CatalogueFile     string
+	AllowedOrigins    []string
+	SessionTTL        time.Duration
+	ShutdownTimeout   time.Duration
+	Logger            *slog.Logger
 	// Intake doors (web/intake.go): PBX, AML, citizen reports, chat-bot.
 	// Intake.MediaDir defaults to <DataDir>/media.
 	Intake web.IntakeConfig
