@@ -72,7 +72,10 @@ type IntakeConfig struct {
 	StatusURL string
 	// Agency names this centre in EIDO exports (default "102.police.kz").
 	Agency string
-	Now    func() time.Time
+	// ChatStore keeps web-chat and Telegram dialogues where every node
+	// sees them (Redis with several nodes); nil keeps them in memory.
+	ChatStore ik.ChatStore
+	Now       func() time.Time
 }
 
 // intakeState is what the intake handlers share; built once in New.
@@ -125,7 +128,7 @@ func newIntakeState(cfg IntakeConfig, log *slog.Logger) (*intakeState, error) {
 	if st.chats, err = ik.NewLimiter(ik.LimiterConfig{Rate: cfg.ChatRate, Burst: cfg.ChatBurst, Now: cfg.Now}); err != nil {
 		return nil, err
 	}
-	if st.webChat, err = ik.NewConversations(ik.ConversationConfig{Channel: ik.ChannelWebChat, Now: cfg.Now}); err != nil {
+	if st.webChat, err = ik.NewConversations(ik.ConversationConfig{Channel: ik.ChannelWebChat, Store: cfg.ChatStore, Now: cfg.Now}); err != nil {
 		return nil, err
 	}
 	if cfg.MediaDir != "" {
@@ -143,7 +146,7 @@ func newIntakeState(cfg IntakeConfig, log *slog.Logger) (*intakeState, error) {
 		if st.bot, err = ik.NewBot(ik.BotConfig{Token: cfg.TelegramToken, BaseURL: cfg.TelegramAPI}); err != nil {
 			return nil, err
 		}
-		conv, err := ik.NewConversations(ik.ConversationConfig{Channel: ik.ChannelTelegram, Now: cfg.Now})
+		conv, err := ik.NewConversations(ik.ConversationConfig{Channel: ik.ChannelTelegram, Store: cfg.ChatStore, Now: cfg.Now})
 		if err != nil {
 			return nil, err
 		}
@@ -205,6 +208,8 @@ func (s *Server) reject(w http.ResponseWriter, r *http.Request, err error) {
 		err = errorf(http.StatusNotFound, "not_found", "%v", err)
 	case errors.Is(err, ik.ErrFull):
 		err = errorf(http.StatusServiceUnavailable, "full", "%v", err)
+	case errors.Is(err, ik.ErrBusy):
+		err = errorf(http.StatusServiceUnavailable, "busy", "%v", err)
 	case errors.Is(err, ik.ErrBotAPI):
 		err = errorf(http.StatusBadGateway, "bot_api", "%v", err)
 	}

@@ -2,6 +2,7 @@ package intake
 
 import (
 	"container/list"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -65,6 +66,44 @@ type chatState struct {
 	lastSeen time.Time
 }
 
+// chatJSON is chatState as a ChatStore keeps it.
+type chatJSON struct {
+	Step     chatStep        `json:"step"`
+	Lang     string          `json:"lang,omitempty"`
+	Text     string          `json:"text,omitempty"`
+	Loc      *ReportLocation `json:"loc,omitempty"`
+	Media    []MediaRef      `json:"media,omitempty"`
+	Contact  Contact         `json:"contact"`
+	LastSeen time.Time       `json:"last_seen"`
+}
+
+func (st *chatState) encode() []byte {
+	b, _ := json.Marshal(chatJSON{st.step, st.lang, st.text, st.loc, st.media, st.contact, st.lastSeen})
+	return b
+}
+
+func decodeChat(key string, b []byte) (*chatState, error) {
+	var j chatJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return nil, err
+	}
+	if j.Step < stepLang || j.Step > stepConfirm {
+		return nil, fmt.Errorf("chat step %d", j.Step)
+	}
+	return &chatState{key, j.Step, j.Lang, j.Text, j.Loc, j.Media, j.Contact, j.LastSeen}, nil
+}
+
+// ChatStore keeps dialogue state where every node sees it (Redis with
+// several nodes: a Telegram webhook behind a balancer reaches any node).
+// Get returns the stored state and a version ("" and ok false when none);
+// Put stores it only if the version is still the one Get returned (false
+// when another node changed it meanwhile), expiring after ttl; Put with a
+// nil state deletes. Conversations without a store keep state in memory.
+type ChatStore interface {
+	Get(key string) (state []byte, version string, ok bool, err error)
+	Put(key string, state []byte, version string, ttl time.Duration) (bool, error)
+}
+
 // ConversationConfig configures Conversations.
 type ConversationConfig struct {
 	Channel string // ChannelTelegram or ChannelWebChat
@@ -76,7 +115,10 @@ type ConversationConfig struct {
 	IdleTimeout time.Duration
 	// MaxMedia per report. Default 5.
 	MaxMedia int
-	Now      func() time.Time
+	// Store, if set, keeps the state instead of memory (MaxChats then
+	// does not apply; IdleTimeout is the stored state's expiry).
+	Store ChatStore
+	Now   func() time.Time
 }
 
 // Conversations holds per-chat dialogue state. One mutex guards the map
@@ -125,14 +167,59 @@ func (c *Conversations) Handle(key string, in ChatInput) (ChatReply, error) {
 	if key == "" || len(key) > 128 {
 		return ChatReply{}, fmt.Errorf("%w: chat key", ErrInvalid)
 	}
-	now := c.cfg.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	st := c.stateLocked(key, now)
 	in.Text = strings.TrimSpace(in.Text)
 	if !utf8.ValidString(in.Text) || utf8.RuneCountInString(in.Text) > 4000 {
 		return ChatReply{}, fmt.Errorf("%w: chat text must be UTF-8, at most 4000 characters", ErrInvalid)
 	}
+	if c.cfg.Store != nil {
+		return c.handleStored(key, in)
+	}
+	now := c.cfg.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.stateLocked(key, now)
+	reply, drop, err := c.turn(st, key, in, now)
+	if drop {
+		c.dropLocked(key)
+	}
+	return reply, err
+}
+
+// handleStored runs a turn on the state in the store, and runs it again on
+// the newer state if another node changed the dialogue meanwhile (a turn
+// has no effect outside its state and reply, so it can be repeated).
+func (c *Conversations) handleStored(key string, in ChatInput) (ChatReply, error) {
+	for range 5 {
+		now := c.cfg.Now()
+		b, ver, ok, err := c.cfg.Store.Get(key)
+		if err != nil {
+			return ChatReply{}, fmt.Errorf("chat state: %w", err)
+		}
+		st := &chatState{key: key, lastSeen: now}
+		if ok {
+			if old, err := decodeChat(key, b); err == nil && now.Sub(old.lastSeen) <= c.cfg.IdleTimeout {
+				st = old
+			}
+		}
+		st.lastSeen = now
+		reply, drop, terr := c.turn(st, key, in, now)
+		var next []byte
+		if !drop {
+			next = st.encode()
+		}
+		saved, err := c.cfg.Store.Put(key, next, ver, c.cfg.IdleTimeout)
+		if err != nil {
+			return ChatReply{}, fmt.Errorf("chat state: %w", err)
+		}
+		if saved {
+			return reply, terr
+		}
+	}
+	return ChatReply{}, fmt.Errorf("%w: the dialogue kept changing on other nodes; send the message again", ErrBusy)
+}
+
+// turn advances st by one input; drop says the dialogue ended.
+func (c *Conversations) turn(st *chatState, key string, in ChatInput, now time.Time) (reply ChatReply, drop bool, err error) {
 	if in.Contact != nil && in.Contact.Phone != "" {
 		if p, err := NormalizePhone(in.Contact.Phone); err == nil {
 			st.contact = Contact{Phone: p, Name: trunc(in.Contact.Name, 100)}
@@ -141,21 +228,19 @@ func (c *Conversations) Handle(key string, in ChatInput) (ChatReply, error) {
 	switch strings.ToLower(in.Text) {
 	case "/start":
 		*st = chatState{key: key, lastSeen: now, contact: st.contact}
-		return langPrompt(), nil
+		return langPrompt(), false, nil
 	case "/cancel":
-		lang := st.lang
-		c.dropLocked(key)
-		return ChatReply{Text: T(lang, msgCancelled), Language: lang}, nil
+		return ChatReply{Text: T(st.lang, msgCancelled), Language: st.lang}, true, nil
 	}
 	lang := st.lang
-	r := func(key string, buttons [][]ChatButton, args ...any) (ChatReply, error) {
-		return ChatReply{Text: T(lang, key, args...), Buttons: buttons, Language: lang}, nil
+	r := func(key string, buttons [][]ChatButton, args ...any) (ChatReply, bool, error) {
+		return ChatReply{Text: T(lang, key, args...), Buttons: buttons, Language: lang}, false, nil
 	}
 	switch st.step {
 	case stepLang:
 		l := pickLang(in.Text)
 		if l == "" {
-			return langPrompt(), nil
+			return langPrompt(), false, nil
 		}
 		st.lang, lang = l, l
 		st.step = stepWhat
@@ -207,24 +292,23 @@ func (c *Conversations) Handle(key string, in ChatInput) (ChatReply, error) {
 		}
 		st.step = stepConfirm
 		return ChatReply{Text: st.summary(), Language: lang,
-			Buttons: [][]ChatButton{{{Text: T(lang, msgBtnSend)}, {Text: T(lang, msgBtnCancel)}}}}, nil
+			Buttons: [][]ChatButton{{{Text: T(lang, msgBtnSend)}, {Text: T(lang, msgBtnCancel)}}}}, false, nil
 	case stepConfirm:
 		switch {
 		case isButton(in.Text, msgBtnSend):
 			rep := &Report{Channel: c.cfg.Channel, Text: st.text, Location: st.loc, Contact: st.contact,
 				Language: lang, Media: st.media, ClientKey: key, ReceivedAt: now}
 			if err := rep.Validate(); err != nil {
-				return ChatReply{}, err
+				return ChatReply{}, false, err
 			}
-			c.dropLocked(key)
-			return ChatReply{Text: T(lang, msgSent), Language: lang, Report: rep}, nil
+			return ChatReply{Text: T(lang, msgSent), Language: lang, Report: rep}, true, nil
 		case isButton(in.Text, msgBtnCancel):
-			c.dropLocked(key)
-			return r(msgCancelled, nil)
+			reply, _, err := r(msgCancelled, nil)
+			return reply, true, err
 		}
 		return r(msgConfirmHint, [][]ChatButton{{{Text: T(lang, msgBtnSend)}, {Text: T(lang, msgBtnCancel)}}})
 	}
-	return ChatReply{}, fmt.Errorf("%w: chat in unknown step", ErrInvalid)
+	return ChatReply{}, false, fmt.Errorf("%w: chat in unknown step", ErrInvalid)
 }
 
 func (c *Conversations) stateLocked(key string, now time.Time) *chatState {

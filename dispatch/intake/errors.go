@@ -57,6 +57,10 @@ var (
 	// status. The wrapped message never contains the bot token.
 	ErrBotAPI = errors.New("intake: telegram bot api error")
 
+	// ErrBusy: shared state kept changing under a request (another node
+	// wrote it each time); the client should send again. HTTP: 503.
+	ErrBusy = errors.New("intake: busy")
+
 	// ErrConfig: a Config field is missing or out of range.
 	ErrConfig = errors.New("intake: invalid config")
 )

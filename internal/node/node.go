@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/kuzet/kuzet/dispatch"
+	"github.com/kuzet/kuzet/dispatch/intake"
 	"github.com/kuzet/kuzet/dispatch/journal"
 	"github.com/kuzet/kuzet/dispatch/journal/filejournal"
 	"github.com/kuzet/kuzet/dispatch/journal/redisjournal"
@@ -184,6 +185,9 @@ func Run(ctx context.Context, cfg Config) error {
 	ready := func(ctx context.Context) error { return nil }
 	if st.Redis != nil {
 		ready = func(ctx context.Context) error { return st.Redis.Ping(ctx).Err() }
+	}
+	if st.Redis != nil && cfg.Intake.ChatStore == nil {
+		cfg.Intake.ChatStore = intake.NewRedisChatStore(st.Redis) // a webhook may reach any node
 	}
 	if cfg.Intake.MediaDir == "" {
 		cfg.Intake.MediaDir = filepath.Join(cfg.DataDir, "media")
