@@ -116,8 +116,8 @@ func TestBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Fatalf("PATCH: %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("PATCH of an unknown session: %d", resp.StatusCode)
 	}
 	if code := del(t, env.http.URL+"/whep/unit:7/no-such-session"); code != http.StatusNotFound {
 		t.Fatalf("DELETE unknown session: %d", code)

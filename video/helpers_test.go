@@ -91,10 +91,10 @@ func (e *testEnv) mux() http.Handler {
 		e.srv.HandleWHEP(w, r, r.PathValue("stream"), who(r))
 	})
 	m.HandleFunc("/whip/{stream}/{session}", func(w http.ResponseWriter, r *http.Request) {
-		e.srv.HandleSessionDelete(w, r, r.PathValue("stream"), r.PathValue("session"))
+		e.srv.HandleSession(w, r, r.PathValue("stream"), r.PathValue("session"))
 	})
 	m.HandleFunc("/whep/{stream}/{session}", func(w http.ResponseWriter, r *http.Request) {
-		e.srv.HandleSessionDelete(w, r, r.PathValue("stream"), r.PathValue("session"))
+		e.srv.HandleSession(w, r, r.PathValue("stream"), r.PathValue("session"))
 	})
 	return m
 }

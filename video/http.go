@@ -45,6 +45,12 @@ func errorStatus(err error) (int, string) {
 		return http.StatusGatewayTimeout, "camera_timeout"
 	case errors.Is(err, ErrNotImplemented):
 		return http.StatusMethodNotAllowed, "not_implemented"
+	case errors.Is(err, ErrICEMismatch):
+		return http.StatusUnprocessableEntity, "ice_mismatch"
+	case errors.Is(err, ErrBadFragment):
+		return http.StatusBadRequest, "bad_fragment"
+	case errors.Is(err, errPrecondition):
+		return http.StatusPreconditionFailed, "precondition_failed"
 	case errors.Is(err, ErrTooManyViewers), errors.Is(err, ErrClosed):
 		return http.StatusServiceUnavailable, "unavailable"
 	case errors.Is(err, errUnsupportedMediaType):
@@ -56,7 +62,7 @@ func errorStatus(err error) (int, string) {
 }
 
 var (
-	errUnsupportedMediaType = errors.New("video: Content-Type must be application/sdp")
+	errUnsupportedMediaType = errors.New("video: unsupported Content-Type")
 	errMethod               = errors.New("video: method not allowed")
 )
 
@@ -69,7 +75,7 @@ func writeError(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	if status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", "POST, DELETE, OPTIONS")
+		w.Header().Set("Allow", "POST, PATCH, DELETE, OPTIONS")
 	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(httpError{Code: code, Message: msg})
@@ -83,7 +89,7 @@ func (s *Server) readOffer(r *http.Request) ([]byte, offerCodecs, error) {
 	}
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/sdp" {
-		return nil, offerCodecs{}, fmt.Errorf("%w (got %q)", errUnsupportedMediaType, r.Header.Get("Content-Type"))
+		return nil, offerCodecs{}, fmt.Errorf("%w %q: send the offer as application/sdp", errUnsupportedMediaType, r.Header.Get("Content-Type"))
 	}
 	if r.ContentLength > s.cfg.MaxSDPBytes {
 		return nil, offerCodecs{}, fmt.Errorf("%w: %d bytes, limit %d", ErrSDPTooLarge, r.ContentLength, s.cfg.MaxSDPBytes)
@@ -105,23 +111,19 @@ func (s *Server) readOffer(r *http.Request) ([]byte, offerCodecs, error) {
 func writeAnswer(w http.ResponseWriter, prefix, streamID, sessionID, sdp string) {
 	w.Header().Set("Content-Type", "application/sdp")
 	w.Header().Set("Location", prefix+url.PathEscape(streamID)+"/"+sessionID)
+	w.Header().Set("ETag", sessionETag(sessionID))
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, sdp)
 }
 
-// HandleSessionDelete serves the WHIP/WHEP session resource named in the
-// Location header: DELETE ends the session (RFC 9725 section 4.2). PATCH
-// (trickle ICE, ICE restart) answers 405: clients must send complete
-// offers, which every WHIP/WHEP client does by default.
-func (s *Server) HandleSessionDelete(w http.ResponseWriter, r *http.Request, streamID, sessionID string) {
-	switch r.Method {
-	case http.MethodDelete:
-	case http.MethodPatch:
-		writeError(w, fmt.Errorf("%w: trickle ICE and ICE restart (PATCH) are not supported; gather all candidates before sending the offer", ErrNotImplemented))
-		return
-	default:
-		writeError(w, fmt.Errorf("%w: %s on a session; use DELETE", errMethod, r.Method))
+// HandleSession serves the WHIP/WHEP session resource named in the
+// Location header: DELETE ends the session (RFC 9725 section 4.2); PATCH
+// with a trickle-ice-sdpfrag adds the client's later ICE candidates
+// (section 4.3, trickle.go). ICE restarts are answered 405.
+func (s *Server) HandleSession(w http.ResponseWriter, r *http.Request, streamID, sessionID string) {
+	if r.Method != http.MethodDelete && r.Method != http.MethodPatch {
+		writeError(w, fmt.Errorf("%w: %s on a session; use PATCH or DELETE", errMethod, r.Method))
 		return
 	}
 	s.mu.Lock()
@@ -129,6 +131,10 @@ func (s *Server) HandleSessionDelete(w http.ResponseWriter, r *http.Request, str
 	s.mu.Unlock()
 	if ss == nil || ss.streamID != streamID {
 		writeError(w, fmt.Errorf("%w %q on %s", ErrUnknownSession, sessionID, streamID))
+		return
+	}
+	if r.Method == http.MethodPatch {
+		s.patchSession(w, r, ss)
 		return
 	}
 	ss.stop("delete")

@@ -102,8 +102,9 @@ func (s *Server) whep(w http.ResponseWriter, r *http.Request) {
 	v.HandleWHEP(w, r, r.PathValue("stream"), videoPrincipal(principal(r)))
 }
 
-// videoSession ends (DELETE) a WHIP or WHEP session; PATCH is answered 405
-// by the video package (no trickle ICE).
+// videoSession ends (DELETE) a WHIP or WHEP session or adds trickled ICE
+// candidates to it (PATCH). Only the session's owner may do either; a
+// supervisor may also end it.
 func (s *Server) videoSession(w http.ResponseWriter, r *http.Request) {
 	v, ok := s.videoServer(w, r)
 	if !ok {
@@ -111,14 +112,12 @@ func (s *Server) videoSession(w http.ResponseWriter, r *http.Request) {
 	}
 	stream, session := r.PathValue("stream"), r.PathValue("session")
 	p := principal(r)
-	if r.Method == http.MethodDelete {
-		owner, found := v.SessionOwner(stream, session)
-		if found && owner.Subject != p.ID() && p.Role != auth.RoleSupervisor {
-			s.writeError(w, r, errorf(http.StatusForbidden, "forbidden", "session %s belongs to %s; only its owner or a supervisor may end it", session, owner.Subject))
-			return
-		}
+	owner, found := v.SessionOwner(stream, session)
+	if found && owner.Subject != p.ID() && (r.Method != http.MethodDelete || p.Role != auth.RoleSupervisor) {
+		s.writeError(w, r, errorf(http.StatusForbidden, "forbidden", "session %s belongs to %s; only its owner may change it (a supervisor may end it)", session, owner.Subject))
+		return
 	}
-	v.HandleSessionDelete(w, r, stream, session)
+	v.HandleSession(w, r, stream, session)
 }
 
 // iceServers gives a browser or body-cam the STUN/TURN servers to use,

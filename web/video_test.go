@@ -328,8 +328,12 @@ func TestVideoEndToEnd(t *testing.T) {
 	if a := f.do("DELETE", v.location, f.tokens[auth.RoleViewer], nil); a.status != http.StatusForbidden || a.err.Code != "forbidden" {
 		t.Fatalf("viewer ends another's session: %d %s", a.status, a.body)
 	}
-	if a := f.do("PATCH", v.location, f.tokens[auth.RoleDispatcher], nil); a.status != http.StatusMethodNotAllowed {
-		t.Fatalf("PATCH: %d %s", a.status, a.body)
+	// Trickle ICE on the session: only its owner; a JSON body is refused.
+	if a := f.do("PATCH", v.location, f.tokens[auth.RoleViewer], nil); a.status != http.StatusForbidden {
+		t.Fatalf("viewer PATCHes another's session: %d %s", a.status, a.body)
+	}
+	if a := f.do("PATCH", v.location, f.tokens[auth.RoleDispatcher], nil); a.status != http.StatusUnsupportedMediaType {
+		t.Fatalf("PATCH with JSON: %d %s", a.status, a.body)
 	}
 	if a := f.do("DELETE", v.location, f.tokens[auth.RoleDispatcher], nil); a.status != http.StatusOK {
 		t.Fatalf("DELETE view: %d %s", a.status, a.body)
