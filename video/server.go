@@ -29,6 +29,7 @@ type Metrics struct {
 	PeerConnections  atomic.Int64  // open PeerConnections (viewers + publishers)
 	RTSPReconnects   atomic.Uint64
 	RTSPPacketsLost  atomic.Uint64 // packets missing in cameras' RTP sequence numbers
+	TrickleFragments atomic.Uint64 // trickle ICE PATCHes accepted
 }
 
 // StreamInfo is a snapshot of one stream.

@@ -77,6 +77,7 @@ func (s *Server) patchSession(w http.ResponseWriter, r *http.Request, ss *sessio
 			return
 		}
 	}
+	s.metrics.TrickleFragments.Add(1)
 	w.Header().Set("ETag", sessionETag(ss.id))
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -397,6 +397,7 @@ var videoMetricDefs = []struct {
 	{"kuzet_video_keyframe_requests_total", "Keyframe requests (PLI) sent to WHIP publishers.", true, func(m *video.Metrics) float64 { return float64(m.KeyframeRequests.Load()) }},
 	{"kuzet_video_rtsp_reconnects_total", "RTSP camera reconnects.", true, func(m *video.Metrics) float64 { return float64(m.RTSPReconnects.Load()) }},
 	{"kuzet_video_rtsp_packets_lost_total", "Packets missing in cameras' RTP sequence numbers.", true, func(m *video.Metrics) float64 { return float64(m.RTSPPacketsLost.Load()) }},
+	{"kuzet_video_trickle_fragments_total", "Trickle ICE PATCHes accepted on WHIP/WHEP sessions.", true, func(m *video.Metrics) float64 { return float64(m.TrickleFragments.Load()) }},
 	{"kuzet_video_viewers", "Viewers attached to streams on this node.", false, func(m *video.Metrics) float64 { return float64(m.Viewers.Load()) }},
 	{"kuzet_video_publishers", "WHIP publishers connected to this node.", false, func(m *video.Metrics) float64 { return float64(m.Publishers.Load()) }},
 	{"kuzet_video_streams", "Live streams on this node.", false, func(m *video.Metrics) float64 { return float64(m.Streams.Load()) }},

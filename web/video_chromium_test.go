@@ -41,6 +41,7 @@ type browserHarness struct {
 	f       *fixture
 	http    *httptest.Server
 	reports chan pageReport
+	stun    string // if set, the pages use this STUN server (see open)
 }
 
 func newBrowserHarness(t testing.TB, f *fixture) *browserHarness {
@@ -71,7 +72,11 @@ func newBrowserHarness(t testing.TB, f *fixture) *browserHarness {
 // permission prompts. Its process group is killed at cleanup.
 func (h *browserHarness) open(page, stream string, token string) {
 	h.t.Helper()
-	frag := url.Values{"stream": {stream}, "token": {token}}.Encode()
+	v := url.Values{"stream": {stream}, "token": {token}}
+	if h.stun != "" {
+		v.Set("stun", h.stun)
+	}
+	frag := v.Encode()
 	u := h.http.URL + "/test/video/" + page + "#" + frag
 	cmd := exec.Command(chromiumPath, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -119,9 +124,14 @@ func (h *browserHarness) until(within time.Duration, what string, ok func(pageRe
 // TestChromiumWHIPToWHEP: headless Chromium publishes its fake camera over
 // WHIP as the unit's device, another Chromium plays the stream over WHEP
 // as a dispatcher, and its framesDecoded keeps growing.
+//
+// The pages name a STUN server that never answers, so ICE gathering stays
+// open after the 150 ms the client waits: the offers go out at once and
+// the end of the candidates follows by trickle ICE (PATCH).
 func TestChromiumWHIPToWHEP(t *testing.T) {
 	f := newFixture(t)
 	h := newBrowserHarness(t, f)
+	h.stun = "stun:127.0.0.1:9" // discard port: no STUN answer
 	stream := "unit:" + f.unit
 	h.open("publish.html", stream, f.tokens[auth.RoleDevice])
 	pub := h.until(35*time.Second, "publishing (connected, frames encoded)", func(r pageReport) bool {
@@ -157,6 +167,14 @@ func TestChromiumWHIPToWHEP(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("the browser's view is not in the journal")
+	}
+	// Both browsers trickled (at least the end of their candidates).
+	deadline := time.Now().Add(30 * time.Second)
+	for f.srv.cfg.Video.Metrics().TrickleFragments.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d trickle ICE PATCHes accepted, want one from each browser", f.srv.cfg.Video.Metrics().TrickleFragments.Load())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

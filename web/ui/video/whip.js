@@ -1,6 +1,8 @@
 // WHIP (RFC 9725) and WHEP (draft-ietf-wish-whep) client for Kuzet's
-// browser screens. Offers are complete (ICE gathered before the POST): the
-// server does not take trickle ICE (PATCH answers 405). Only H.264 is
+// browser screens. The offer goes out after at most 150 ms of ICE
+// gathering (host candidates are there at once); candidates found later
+// (STUN, TURN) are trickled to the session with PATCH (RFC 9725 section
+// 4.3), so a slow TURN server does not hold the picture back. Only H.264 is
 // offered for video, the one codec the server forwards without transcoding.
 // @ts-check
 
@@ -36,19 +38,60 @@ export function preferH264(tr, side) {
 }
 
 /**
- * POSTs pc's complete offer to url and applies the answer.
+ * Sends candidates to a session as a trickle-ice-sdpfrag PATCH.
+ * @param {string} location
+ * @param {string} token
+ * @param {string} etag
+ * @param {string} creds "a=ice-ufrag:…\r\na=ice-pwd:…\r\n" of the offer
+ * @param {RTCIceCandidate[]} cands
+ * @param {boolean} end whether gathering is complete
+ */
+async function trickle(location, token, etag, creds, cands, end) {
+  let frag = creds;
+  const byMid = new Map();
+  for (const c of cands) {
+    const mid = c.sdpMid || '0';
+    if (!byMid.has(mid)) byMid.set(mid, []);
+    byMid.get(mid).push(c.candidate);
+  }
+  if (byMid.size === 0) byMid.set('0', []);
+  for (const [mid, lines] of byMid) {
+    frag += `m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:${mid}\r\n`;
+    for (const l of lines) frag += `a=${l}\r\n`;
+  }
+  if (end) frag += 'a=end-of-candidates\r\n';
+  /** @type {Record<string, string>} */
+  const headers = { 'Content-Type': 'application/trickle-ice-sdpfrag', Authorization: 'Bearer ' + token };
+  if (etag) headers['If-Match'] = etag;
+  const res = await fetch(location, { method: 'PATCH', headers, body: frag });
+  if (res.status !== 204) console.warn(`trickle ICE to ${location}: ${res.status}`);
+}
+
+/**
+ * POSTs pc's offer to url (after at most 150 ms of gathering), applies the
+ * answer and trickles the candidates found later.
  * @param {RTCPeerConnection} pc
  * @param {string} url
  * @param {string} token
  * @returns {Promise<string>} the session URL to DELETE
  */
 async function negotiate(pc, url, token) {
+  /** @type {RTCIceCandidate[]} */
+  let later = [];
+  let ended = false;
+  /** @type {(() => void) | null} */
+  let flush = null;
+  pc.addEventListener('icecandidate', (ev) => {
+    if (ev.candidate && ev.candidate.candidate) later.push(ev.candidate); else ended = true;
+    if (flush) flush();
+  });
   await pc.setLocalDescription(await pc.createOffer());
-  await gathered(pc);
+  await gathered(pc, 150);
+  const offer = pc.localDescription?.sdp || '';
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'Content-Type': 'application/sdp', Authorization: 'Bearer ' + token },
-    body: pc.localDescription?.sdp,
+    body: offer,
   });
   const body = await res.text();
   if (res.status !== 201) {
@@ -57,7 +100,26 @@ async function negotiate(pc, url, token) {
     throw new Error(`${url}: ${res.status} ${msg}`);
   }
   await pc.setRemoteDescription({ type: 'answer', sdp: body });
-  return new URL(res.headers.get('Location') || '', res.url).toString();
+  const location = new URL(res.headers.get('Location') || '', res.url).toString();
+  const etag = res.headers.get('ETag') || '';
+  const creds = offer.split(/\r?\n/).filter((l) => l.startsWith('a=ice-ufrag:') || l.startsWith('a=ice-pwd:')).slice(0, 2).join('\r\n') + '\r\n';
+  const sent = new Set(offer.split(/\r?\n/).filter((l) => l.startsWith('a=candidate:')).map((l) => l.slice(2)));
+  let endSent = ended && sent.size > 0 && later.every((c) => sent.has(c.candidate));
+  let busy = false;
+  flush = () => {
+    if (busy || endSent) return;
+    const cands = later.filter((c) => !sent.has(c.candidate));
+    if (cands.length === 0 && !ended) return;
+    later = [];
+    for (const c of cands) sent.add(c.candidate);
+    busy = true;
+    const end = ended;
+    trickle(location, token, etag, creds, cands, end)
+      .catch((e) => console.warn('trickle ICE:', e))
+      .finally(() => { busy = false; if (end) endSent = true; else if (flush) flush(); });
+  };
+  flush();
+  return location;
 }
 
 /**
