@@ -75,7 +75,18 @@ type IntakeConfig struct {
 	// ChatStore keeps web-chat and Telegram dialogues where every node
 	// sees them (Redis with several nodes); nil keeps them in memory.
 	ChatStore ik.ChatStore
+	// Media, with several nodes that do not share --media-dir, records
+	// which node holds each citizen file; a node asked for a file it does
+	// not have fetches it from that node. nil: one node or a shared dir.
+	Media MediaRegistry
 	Now       func() time.Time
+}
+
+// MediaRegistry is ik.RedisMediaRegistry's contract.
+type MediaRegistry interface {
+	Self() string
+	Record(ctx context.Context, sums []string) error
+	Owner(ctx context.Context, sum string) (string, error)
 }
 
 // intakeState is what the intake handlers share; built once in New.
@@ -492,8 +503,16 @@ func (s *Server) storeReport(ctx context.Context, rep ik.Report, idem string) (*
 			n.Text = strings.TrimSpace(n.Text + "\n" + l.Address)
 		}
 	}
+	sums := make([]string, 0, len(rep.Media))
 	for _, m := range rep.Media {
 		n.Media = append(n.Media, dispatch.MediaRef{SHA256: m.SHA256, Size: m.Size, MIME: m.MIME, Kind: m.Kind})
+		sums = append(sums, m.SHA256)
+	}
+	// Other nodes learn where the files are before the report reaches them.
+	if reg := s.in.cfg.Media; reg != nil {
+		if err := reg.Record(ctx, sums); err != nil {
+			return nil, "", err
+		}
 	}
 	stored, err := s.svc.ReceiveReport(ctx, system("citizen", idem), n)
 	return stored, token, err
@@ -949,6 +968,42 @@ func (s *Server) answerTimes(w http.ResponseWriter, r *http.Request) {
 // media serves stored media to staff as a download: the type is what the
 // bytes were sniffed as at upload, never rendered inline (a polyglot file
 // passes the head check but must not run as HTML).
+// mediaProxiedHeader marks a media request one node makes to another, so
+// it is never passed on again.
+const mediaProxiedHeader = "X-Kuzet-Media-Proxied"
+
+var mediaClient = &http.Client{Timeout: 2 * time.Minute}
+
+// proxyMedia fetches a citizen file from the node that holds it, with the
+// caller's own token (sessions are shared), and passes the answer on.
+func (s *Server) proxyMedia(w http.ResponseWriter, r *http.Request, owner, sum string) {
+	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, owner+"/api/v1/media/"+sum, nil)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req.Header.Set("Authorization", r.Header.Get("Authorization"))
+	req.Header.Set(mediaProxiedHeader, "1")
+	if rg := r.Header.Get("Range"); rg != "" {
+		req.Header.Set("Range", rg)
+	}
+	resp, err := mediaClient.Do(req)
+	if err != nil {
+		s.in.log.Warn("media held by another node could not be fetched", "node", owner, "sha256", sum, "err", err)
+		s.writeError(w, r, errorf(http.StatusBadGateway, "media_node_unreachable", "the file is on node %s, which does not answer", owner))
+		return
+	}
+	defer resp.Body.Close()
+	for _, h := range []string{"Content-Type", "Content-Length", "Content-Range", "Accept-Ranges", "Content-Disposition",
+		"Cache-Control", "Content-Security-Policy", "X-Content-Type-Options"} {
+		if v := resp.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = io.Copy(w, resp.Body)
+}
+
 func (s *Server) media(w http.ResponseWriter, r *http.Request) {
 	if s.in.blobs == nil {
 		s.reject(w, r, disabled("media", "--media-dir"))
@@ -956,6 +1011,12 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request) {
 	}
 	sum := r.PathValue("sha256")
 	f, err := s.in.blobs.Open(sum)
+	if errors.Is(err, ik.ErrNotFound) && s.in.cfg.Media != nil && r.Header.Get(mediaProxiedHeader) == "" {
+		if owner, oerr := s.in.cfg.Media.Owner(r.Context(), sum); oerr == nil && owner != "" && owner != s.in.cfg.Media.Self() {
+			s.proxyMedia(w, r, owner, sum)
+			return
+		}
+	}
 	if err != nil {
 		s.reject(w, r, err)
 		return

@@ -8,8 +8,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/jpeg"
 	"io"
+	"mime/multipart"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"testing"
 	"time"
@@ -97,6 +101,88 @@ func TestAMLAcrossNodes(t *testing.T) {
 	}
 	if located != 1 {
 		t.Fatalf("%d call.aml_located records, want 1", located)
+	}
+	ns.stop()
+}
+
+// TestMediaAcrossNodes: a citizen's photo uploaded through node A (its own
+// media directory) is served by node B, which fetches it from node A with
+// the caller's token; a caller without a token gets nothing from either.
+func TestMediaAcrossNodes(t *testing.T) {
+	rs, _ := redisWithSupervisor(t)
+	ns := newNodes(t)
+	cfg := Config{RedisURL: rs.URL(), Centre: "ALA", TimeZone: "Asia/Almaty"}
+	nodeA, nodeB := ns.start(cfg), ns.start(cfg)
+	img := image.NewRGBA(image.Rect(0, 0, 32, 24))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i)
+	}
+	var photo bytes.Buffer
+	if err := jpeg.Encode(&photo, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	rp, _ := mw.CreateFormField("report")
+	rp.Write([]byte(`{"text":"Разбито окно машины во дворе","category":"other","language":"ru","location":{"lat":43.24,"lon":76.91}}`))
+	h := textproto.MIMEHeader{}
+	h.Set("Content-Disposition", `form-data; name="media"; filename="p.jpg"`)
+	h.Set("Content-Type", "image/jpeg")
+	mp, _ := mw.CreatePart(h)
+	mp.Write(photo.Bytes())
+	mw.Close()
+	req, _ := http.NewRequest("POST", nodeA+"/api/v1/reports?channel=web", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var receipt struct {
+		ReportID string `json:"report_id"`
+	}
+	json.NewDecoder(resp.Body).Decode(&receipt)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || receipt.ReportID == "" {
+		t.Fatalf("report on node A: %d", resp.StatusCode)
+	}
+	do := func(method, url, tok string, in []byte) (int, []byte, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest(method, url, bytes.NewReader(in))
+		if in != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, resp.Header
+	}
+	st, b, _ := do("POST", nodeB+"/api/v1/sessions", "", []byte(`{"username":"sup","password":"supervisor-password"}`))
+	var ses struct{ Token string }
+	if json.Unmarshal(b, &ses); st != 201 {
+		t.Fatalf("sign in: %d %s", st, b)
+	}
+	var report struct {
+		Media []struct {
+			SHA256 string `json:"sha256"`
+		} `json:"media"`
+	}
+	eventually(t, "node B knows the report", func() bool {
+		st, b, _ := do("GET", nodeB+"/api/v1/reports/"+receipt.ReportID, ses.Token, nil)
+		return st == 200 && json.Unmarshal(b, &report) == nil && len(report.Media) == 1
+	})
+	url := nodeB + "/api/v1/media/" + report.Media[0].SHA256
+	st, got, hdr := do("GET", url, ses.Token, nil)
+	if st != 200 || !bytes.Equal(got, photo.Bytes()) || hdr.Get("Content-Type") != "image/jpeg" || hdr.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("photo through node B: %d %q, %d bytes (want %d)", st, hdr.Get("Content-Type"), len(got), photo.Len())
+	}
+	if st, _, _ := do("GET", url, "", nil); st != http.StatusUnauthorized {
+		t.Fatalf("photo without a token: %d", st)
 	}
 	ns.stop()
 }

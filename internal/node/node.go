@@ -189,6 +189,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if st.Redis != nil && cfg.Intake.ChatStore == nil {
 		cfg.Intake.ChatStore = intake.NewRedisChatStore(st.Redis) // a webhook may reach any node
 	}
+	if st.Redis != nil && cfg.Intake.Media == nil {
+		// Citizen files stay on the node that took them; the others fetch
+		// them from it at the address they redirect video viewers to.
+		self := cfg.Video.AdvertiseURL
+		if self == "" {
+			self = advertiseFromAddr(cfg.Addr)
+		}
+		cfg.Intake.Media = intake.NewRedisMediaRegistry(st.Redis, self)
+	}
 	if cfg.Intake.MediaDir == "" {
 		cfg.Intake.MediaDir = filepath.Join(cfg.DataDir, "media")
 	}
