@@ -21,7 +21,7 @@ func videoFlags(f *flags) func() (node.VideoConfig, error) {
 	turnUser := f.str("turn-username", "KUZET_TURN_USERNAME", "", "TURN username (lt-cred-mech user of deploy/turn/turnserver.conf)")
 	turnPass := f.str("turn-credential", "KUZET_TURN_CREDENTIAL", "", "TURN password; prefer the environment variable (a flag shows in the process list)")
 	turnSecret := f.str("turn-secret", "KUZET_TURN_SECRET", "", "coturn static-auth-secret (use-auth-secret): instead of --turn-username/--turn-credential, every browser and body-cam gets its own TURN credential valid 12 h from GET /api/v1/video/ice-servers; prefer the environment variable")
-	adv := f.str("video-advertise-url", "KUZET_VIDEO_ADVERTISE_URL", "", "this node's base URL as browsers reach it, e.g. http://10.0.0.5:8080; with --redis, WHEP requests for streams on this node are redirected here (default: guessed from --addr)")
+	adv := f.str("video-advertise-url", "KUZET_VIDEO_ADVERTISE_URL", "", "this node's base URL as browsers and the other nodes reach it, e.g. http://10.0.0.5:8080; with --redis, WHEP requests for streams on this node are redirected here and other nodes fetch citizen files held here (default: guessed from --addr)")
 	return func() (node.VideoConfig, error) {
 		var c node.VideoConfig
 		port, err := strconv.Atoi(strings.TrimSpace(*udp))
