@@ -136,6 +136,7 @@ func New(cfg Config) (*Server, error) {
 		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
 	}
 	s.mux.HandleFunc("GET /report/status/{token}", s.reportStatusPage) // the citizen's status link
+	s.mux.HandleFunc("GET /report", serveReportPage)                   // the citizen's report form
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -24,6 +24,22 @@ func (s *Server) mountVideoUI() {
 	})
 }
 
+// reportUI is the citizens' report page.
+//
+//go:embed ui/report/report.html
+var reportPage []byte
+
+// serveReportPage serves GET /report: public, no data in it; it posts to
+// the public, rate-limited POST /api/v1/reports.
+func serveReportPage(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' blob:")
+	h.Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(reportPage)
+}
+
 // noStore keeps browsers from running an old client after an upgrade.
 func noStore(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
