@@ -79,7 +79,7 @@ type IntakeConfig struct {
 	// which node holds each citizen file; a node asked for a file it does
 	// not have fetches it from that node. nil: one node or a shared dir.
 	Media MediaRegistry
-	Now       func() time.Time
+	Now   func() time.Time
 }
 
 // MediaRegistry is ik.RedisMediaRegistry's contract.
