@@ -14,11 +14,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kuzet/kuzet/internal/loadgen"
 )
 
 // Benchmarks. Run them explicitly, e.g.
@@ -39,7 +40,7 @@ func drive(b *testing.B, n int, op func(i int) error) {
 	var wg sync.WaitGroup
 	b.ResetTimer()
 	start := time.Now()
-	cpu0 := cpuTime()
+	cpu0 := loadgen.ProcessCPU()
 	for c := range n {
 		wg.Add(1)
 		go func() {
@@ -60,7 +61,7 @@ func drive(b *testing.B, n int, op func(i int) error) {
 	}
 	wg.Wait()
 	el := time.Since(start)
-	cpu := cpuTime() - cpu0
+	cpu := loadgen.ProcessCPU() - cpu0
 	b.StopTimer()
 	var all []time.Duration
 	for _, l := range lats {
@@ -75,14 +76,6 @@ func drive(b *testing.B, n int, op func(i int) error) {
 	b.ReportMetric(pct(0.99), "p99-µs")
 	b.ReportMetric(float64(len(all))/el.Seconds(), "q/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(len(all)), "cpu-µs/op")
-}
-
-// cpuTime is this process's user+system CPU time: on a shared 2-core
-// machine the CPU a query costs is steadier than its wall time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // redisForks is the number of forks (AOF rewrites here) the server made.
@@ -391,9 +384,9 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		b.ResetTimer()
 		start := time.Now()
-		c0 := cpuTime()
+		c0 := loadgen.ProcessCPU()
 		defer func() {
-			b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/fix")
+			b.ReportMetric(float64((loadgen.ProcessCPU()-c0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/fix")
 			if tr.rdb != nil {
 				b.ReportMetric(float64((redisCPU(b, tr.rdb)-r0).Nanoseconds())/1e3/float64(b.N), "redis-cpu-µs/fix")
 				// An AOF rewrite (a fork copying the dataset) during the run
@@ -577,8 +570,10 @@ func BenchmarkNearestSingle(b *testing.B) {
 		queries = append(queries, randomPoint(rng))
 	}
 	b.ResetTimer()
-	cpu0 := cpuTime()
-	defer func() { b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op") }()
+	cpu0 := loadgen.ProcessCPU()
+	defer func() {
+		b.ReportMetric(float64((loadgen.ProcessCPU()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
+	}()
 	for i := range b.N {
 		q := availQuery
 		q.Point = queries[i%len(queries)]

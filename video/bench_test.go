@@ -25,7 +25,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,6 +34,8 @@ import (
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/kuzet/kuzet/internal/loadgen"
 )
 
 func TestMain(m *testing.M) {
@@ -111,12 +112,6 @@ func (src *syntheticSource) run(ctx context.Context) {
 
 func (src *syntheticSource) stop() { src.cancel(); <-src.done }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func memInUse() uint64 {
 	runtime.GC()
 	runtime.GC()
@@ -183,13 +178,13 @@ func loopbackRun(b *testing.B, n int, window time.Duration) {
 	time.Sleep(2 * time.Second) // settle: joins' DTLS work done, NACK bursts over
 
 	m := env.srv.Metrics()
-	cpu0, fwd0, drop0, sent0 := cpuTime(), m.PacketsForwarded.Load(), m.PacketsDropped.Load(), src.sent.Load()
+	cpu0, fwd0, drop0, sent0 := loadgen.ProcessCPU(), m.PacketsForwarded.Load(), m.PacketsDropped.Load(), src.sent.Load()
 	rcvErr0 := udpRcvbufErrors()
 	t0 := time.Now()
 	io.WriteString(stdin, "MARK\n")
 	time.Sleep(window) // the measurement window
 	io.WriteString(stdin, "END\n")
-	cpu := cpuTime() - cpu0
+	cpu := loadgen.ProcessCPU() - cpu0
 	rcvErr := udpRcvbufErrors() - rcvErr0
 	elapsed := time.Since(t0)
 	fwd, drop, sent := m.PacketsForwarded.Load()-fwd0, m.PacketsDropped.Load()-drop0, src.sent.Load()-sent0

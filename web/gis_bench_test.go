@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -191,57 +190,6 @@ func newGISBench(b *testing.B, withRedis bool, units int) *gisBench {
 
 func benchUnit(i int) string { return fmt.Sprintf("U%06d", i) }
 
-// driveN runs op total times from n goroutines and reports p50/p99,
-// operations/s and the process CPU per operation (clients included).
-func driveN(b *testing.B, n, total int, unit string, op func(c, i int) error) {
-	b.Helper()
-	var next atomic.Int64
-	lats := make([][]time.Duration, n)
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start, cpu0 := time.Now(), procCPU()
-	for c := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1)
-				if i > int64(total) {
-					return
-				}
-				t0 := time.Now()
-				if err := op(c, int(i)); err != nil {
-					b.Error(err)
-					return
-				}
-				lats[c] = append(lats[c], time.Since(t0))
-			}
-		}()
-	}
-	wg.Wait()
-	el, cpu := time.Since(start), procCPU()-cpu0
-	b.StopTimer()
-	var all []time.Duration
-	for _, l := range lats {
-		all = append(all, l...)
-	}
-	if len(all) == 0 {
-		return
-	}
-	slices.Sort(all)
-	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Nanoseconds()) / 1e3 }
-	b.ReportMetric(pct(0.5), "p50-µs")
-	b.ReportMetric(pct(0.99), "p99-µs")
-	b.ReportMetric(float64(len(all))/el.Seconds(), unit+"/s")
-	b.ReportMetric(float64(cpu.Microseconds())/float64(len(all)), "cpu-µs/op")
-}
-
-func procCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func (g *gisBench) get(path, token string) error {
 	req, _ := http.NewRequest("GET", g.http.URL+path, nil)
 	if token != "" {
@@ -281,16 +229,16 @@ func BenchmarkGISNearestHTTP(b *testing.B) {
 		path := func(i int) string { return "/api/v1/incidents/" + g.incs[i%len(g.incs)] + "/recommendations?k=10" }
 		g.checkRecommendations(b, path(0), tok)
 		b.Run(fmt.Sprintf("units=%d/ours-http-netclient", n), func(b *testing.B) {
-			driveN(b, benchClients, b.N, "q", func(_, i int) error { return g.get(path(i), tok) })
+			drive(b, benchClients, b.N, 0, "q", func(_, i int) error { return g.get(path(i), tok) })
 		})
 		b.Run(fmt.Sprintf("units=%d/ours-http-raw", n), func(b *testing.B) {
 			cs := g.rawClients(b, benchClients, tok)
-			driveN(b, benchClients, b.N, "q", func(c, i int) error { return cs[c].Get(path(i)) })
+			drive(b, benchClients, b.N, 0, "q", func(c, i int) error { return cs[c].Get(path(i)) })
 		})
 		for _, rate := range benchPacedRates {
 			b.Run(fmt.Sprintf("units=%d/ours-http-raw-paced-%d", n, rate), func(b *testing.B) {
 				cs := g.rawClients(b, benchClients, tok)
-				paced(b, benchClients, b.N, float64(rate), "q", func(c, i int) error { return cs[c].Get(path(i)) })
+				drive(b, benchClients, b.N, float64(rate), "q", func(c, i int) error { return cs[c].Get(path(i)) })
 			})
 		}
 		paths := make([]string, len(g.incs))
@@ -318,7 +266,7 @@ func BenchmarkGISNearestHTTP(b *testing.B) {
 		// Redis answers 40-1,500 queries/s here: fewer of them.
 		redisN := func(b *testing.B) int { return max(1, min(b.N, 2_000_000/n)) }
 		b.Run(fmt.Sprintf("units=%d/redis-geosearch-available", n), func(b *testing.B) {
-			driveN(b, benchClients, redisN(b), "q", func(_, i int) error {
+			drive(b, benchClients, redisN(b), 0, "q", func(_, i int) error {
 				p := g.queries[i%len(g.queries)]
 				res, err := g.rdb.GeoSearch(ctx, "kuzet:gis:units-available", &redis.GeoSearchQuery{
 					Longitude: p.Lon, Latitude: p.Lat, Radius: 60, RadiusUnit: "km", Sort: "ASC", Count: 10}).Result()
@@ -331,7 +279,7 @@ func BenchmarkGISNearestHTTP(b *testing.B) {
 		// The best use of GEOSEARCH: a radius that grows from 500 m until
 		// ten are found (a wide radius makes Redis sort every member in it).
 		b.Run(fmt.Sprintf("units=%d/redis-geosearch-available-growing-radius", n), func(b *testing.B) {
-			driveN(b, benchClients, b.N/10, "q", func(_, i int) error {
+			drive(b, benchClients, b.N/10, 0, "q", func(_, i int) error {
 				p := g.queries[i%len(g.queries)]
 				for r := 500.0; ; r *= 2 {
 					res, err := g.rdb.GeoSearch(ctx, "kuzet:gis:units-available", &redis.GeoSearchQuery{
@@ -346,7 +294,7 @@ func BenchmarkGISNearestHTTP(b *testing.B) {
 			})
 		})
 		b.Run(fmt.Sprintf("units=%d/redis-geosearch-all-filter", n), func(b *testing.B) {
-			driveN(b, benchClients, redisN(b), "q", func(_, i int) error {
+			drive(b, benchClients, redisN(b), 0, "q", func(_, i int) error {
 				p := g.queries[i%len(g.queries)]
 				for count := 30; ; count *= 2 {
 					ids, err := g.rdb.GeoSearch(ctx, "kuzet:gis:units:police", &redis.GeoSearchQuery{
@@ -388,12 +336,12 @@ func benchHTTPFloor(b *testing.B, g *gisBench, size int) {
 	fg := &gisBench{http: floor}
 	b.Run("floor-nethttp-fixed-answer", func(b *testing.B) {
 		cs := fg.rawClients(b, benchClients, "x")
-		driveN(b, benchClients, b.N, "q", func(c, _ int) error { return cs[c].Get("/") })
+		drive(b, benchClients, b.N, 0, "q", func(c, _ int) error { return cs[c].Get("/") })
 	})
 	for _, rate := range benchPacedRates {
 		b.Run(fmt.Sprintf("floor-nethttp-fixed-answer-paced-%d", rate), func(b *testing.B) {
 			cs := fg.rawClients(b, benchClients, "x")
-			paced(b, benchClients, b.N, float64(rate), "q", func(c, _ int) error { return cs[c].Get("/") })
+			drive(b, benchClients, b.N, float64(rate), "q", func(c, _ int) error { return cs[c].Get("/") })
 		})
 	}
 	job := loadgenJob{Addr: floor.Listener.Addr().String(), Token: "x", Paths: []string{"/"}, Clients: benchClients}
@@ -442,25 +390,32 @@ func (g *gisBench) rawClients(b *testing.B, n int, tok string) []*loadgen.RawCon
 	return cs
 }
 
-func reportLoad(b *testing.B, r loadgen.Result, unit string) {
+// reportLoad reports a loadgen.Result (the late share only for a paced
+// run: a closed loop is never late).
+func reportLoad(b *testing.B, r loadgen.Result, rate float64, unit string) {
 	b.ReportMetric(r.P50, "p50-µs")
 	b.ReportMetric(r.P99, "p99-µs")
 	b.ReportMetric(r.P999, "p99.9-µs")
-	b.ReportMetric(r.LatePct, "late-%")
+	if rate > 0 {
+		b.ReportMetric(r.LatePct, "late-%")
+	}
 	b.ReportMetric(r.PerSec(), unit+"/s")
 }
 
-// paced is loadgen.Run in this process (rate 0: closed loop), reporting
-// its figures and the process CPU per request (server and clients).
-func paced(b *testing.B, n, total int, rate float64, unit string, op func(c, i int) error) {
+// drive is loadgen.Run in this process: total requests from n clients,
+// op(c, i) with i in 0..total-1, closed loop (rate 0) or paced at rate
+// per second in all. It reports the figures and the process CPU per
+// request (server and clients together).
+func drive(b *testing.B, n, total int, rate float64, unit string, op func(c, i int) error) {
 	b.Helper()
 	b.ResetTimer()
-	r, err := loadgen.Run(n, max(total, n), rate, op)
+	total = max(total, 1)
+	r, err := loadgen.Run(min(n, total), total, rate, op)
 	b.StopTimer()
 	if err != nil {
 		b.Fatal(err)
 	}
-	reportLoad(b, r, unit)
+	reportLoad(b, r, rate, unit)
 	b.ReportMetric(r.CPU/float64(r.N), "cpu-µs/op")
 }
 
@@ -513,9 +468,9 @@ func loadFromProcess(b *testing.B, job loadgenJob, unit string) {
 	cmd.Env = append(os.Environ(), loadgenEnv+"="+string(js))
 	cmd.Stderr = os.Stderr
 	b.ResetTimer()
-	cpu0 := procCPU()
+	cpu0 := loadgen.ProcessCPU()
 	out, err := cmd.Output()
-	cpu := procCPU() - cpu0
+	cpu := loadgen.ProcessCPU() - cpu0
 	b.StopTimer()
 	if err != nil {
 		b.Fatalf("load generator: %v", err)
@@ -524,7 +479,7 @@ func loadFromProcess(b *testing.B, job loadgenJob, unit string) {
 	if err := json.Unmarshal(out, &r); err != nil || r.N == 0 {
 		b.Fatalf("load generator said %q: %v", out, err)
 	}
-	reportLoad(b, r, unit)
+	reportLoad(b, r, job.Rate, unit)
 	b.ReportMetric(float64(cpu.Microseconds())/float64(r.N), "server-cpu-µs/op")
 	b.ReportMetric(r.CPU/float64(r.N), "client-cpu-µs/op")
 }
@@ -552,7 +507,7 @@ func BenchmarkGISIngestOsmAnd(b *testing.B) {
 	}
 	base := time.Now().Add(-30 * time.Minute).UnixMilli()
 	var clock atomic.Int64
-	driveN(b, conc, b.N, "fixes", func(c, i int) error {
+	drive(b, conc, b.N, 0, "fixes", func(c, i int) error {
 		d := c + conc*(i/conc%(devices/conc)) // each device belongs to one client: its fixes stay in order
 		ts := base + clock.Add(1)
 		lat := almatyLat + float64(i%1000)*1e-5
@@ -599,8 +554,8 @@ func BenchmarkGISIngestBatch(b *testing.B) {
 				bodies[k] = buf.Bytes()
 			}
 			var applied atomic.Int64
-			driveN(b, 4, total, "batches", func(_, k int) error {
-				req, _ := http.NewRequest("POST", g.http.URL+"/api/v1/positions/batch", bytes.NewReader(bodies[k]))
+			drive(b, 4, total, 0, "batches", func(_, k int) error {
+				req, _ := http.NewRequest("POST", g.http.URL+"/api/v1/positions/batch", bytes.NewReader(bodies[k+1]))
 				req.Header.Set("Authorization", "Bearer "+tok)
 				req.Header.Set("Content-Type", "application/json")
 				resp, err := g.client.Do(req)
@@ -730,9 +685,9 @@ func benchFanout(b *testing.B, interval time.Duration) {
 	pub(2 * time.Second) // warm-up: every client has its snapshot and first batches
 	measuring.Store(true)
 	b.ResetTimer()
-	cpu0, t0 := procCPU(), time.Now()
+	cpu0, t0 := loadgen.ProcessCPU(), time.Now()
 	sent, late := pub(dur)
-	el, cpu := time.Since(t0), procCPU()-cpu0
+	el, cpu := time.Since(t0), loadgen.ProcessCPU()-cpu0
 	measuring.Store(false)
 	b.StopTimer()
 	subs := g.feed.Subscribers()
@@ -760,9 +715,9 @@ func benchFanout(b *testing.B, interval time.Duration) {
 // is still applying its own load-time update messages for a while.
 func settle(b *testing.B) {
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		c0 := procCPU()
+		c0 := loadgen.ProcessCPU()
 		time.Sleep(250 * time.Millisecond)
-		if procCPU()-c0 < 50*time.Millisecond {
+		if loadgen.ProcessCPU()-c0 < 50*time.Millisecond {
 			return
 		}
 	}

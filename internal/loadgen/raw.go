@@ -181,7 +181,7 @@ func Run(n, total int, rate float64, op func(c, i int) error) (Result, error) {
 	errs := make([]error, n)
 	var late atomic.Int64
 	var wg sync.WaitGroup
-	start, cpu0 := time.Now().Add(time.Millisecond), processCPU()
+	start, cpu0 := time.Now().Add(time.Millisecond), ProcessCPU()
 	for c := range n {
 		wg.Add(1)
 		go func() {
@@ -207,7 +207,7 @@ func Run(n, total int, rate float64, op func(c, i int) error) (Result, error) {
 		}()
 	}
 	wg.Wait()
-	el, cpu := time.Since(start), processCPU()-cpu0
+	el, cpu := time.Since(start), ProcessCPU()-cpu0
 	if err := errors.Join(errs...); err != nil {
 		return Result{}, err
 	}
@@ -221,8 +221,8 @@ func Run(n, total int, rate float64, op func(c, i int) error) (Result, error) {
 		LatePct: 100 * float64(late.Load()) / float64(len(all)), CPU: float64(cpu.Microseconds())}, nil
 }
 
-// processCPU is this process's user + system CPU time so far.
-func processCPU() time.Duration {
+// ProcessCPU is this process's user + system CPU time so far.
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
