@@ -99,11 +99,27 @@ func (s StraightLine) one(to Point, f ETAFrom) ETA {
 
 // ETAs implements ETAProvider; it never fails.
 func (s StraightLine) ETAs(_ context.Context, to Point, from []ETAFrom) ([]ETA, error) {
-	out := make([]ETA, len(from))
-	for i, f := range from {
-		out[i] = s.one(to, f)
+	return s.appendETAs(make([]ETA, 0, len(from)), to, from), nil
+}
+
+// appendETAs appends one ETA per entry of from to dst.
+func (s StraightLine) appendETAs(dst []ETA, to Point, from []ETAFrom) []ETA {
+	for _, f := range from {
+		dst = append(dst, s.one(to, f))
 	}
-	return out, nil
+	return dst
+}
+
+// asStraightLine returns the provider as a StraightLine if it is one
+// (by value or pointer): the index can rank by it directly.
+func asStraightLine(p ETAProvider) (*StraightLine, bool) {
+	switch sl := p.(type) {
+	case StraightLine:
+		return &sl, true
+	case *StraightLine:
+		return sl, sl != nil
+	}
+	return nil, false
 }
 
 // OSRMConfig configures the OSRM table adapter.

@@ -118,10 +118,8 @@ func (r *Recommender) RecommendAppend(ctx context.Context, dst []Recommendation,
 	// K quickest are exact and no larger pool is needed. A routing provider
 	// gets the pf × K nearest by distance (straight-line nearest is not
 	// route-nearest).
-	switch sl := eta.(type) {
-	case StraightLine:
-		nq.ByTime, nq.K, pf = &sl, q.K, 1
-	case *StraightLine:
+	sl, straight := asStraightLine(eta)
+	if straight {
 		nq.ByTime, nq.K, pf = sl, q.K, 1
 	}
 	sc := scratchPool.Get().(*recScratch)
@@ -158,11 +156,8 @@ func (r *Recommender) RecommendAppend(ctx context.Context, dst []Recommendation,
 	}
 	sc.from = from
 	var etas []ETA
-	if sl, ok := eta.(StraightLine); ok { // the usual case: no allocation
-		etas = sc.etas[:0]
-		for _, f := range from {
-			etas = append(etas, sl.one(q.Point, f))
-		}
+	if straight { // the usual case: into the reused buffer
+		etas = sl.appendETAs(sc.etas[:0], q.Point, from)
 		sc.etas = etas
 	} else {
 		etas, err = eta.ETAs(ctx, q.Point, from)

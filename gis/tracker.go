@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/kuzet/kuzet/internal/jsonw"
 )
 
 // Redis keys owned by this package (all under kuzet:gis:).
@@ -395,9 +397,9 @@ func (t *Tracker) UpdateBatch(ctx context.Context, batch []UnitFix) (int, error)
 		// applies the same rule again (a newer remote fix may be here already).
 		pub := valid[:0:0]
 		// The update message is assembled from the fix encodings already
-		// made for the script: same bytes as json.Marshal(update{...}).
+		// made for the script: it decodes as json.Marshal(update{...}) would.
 		msg := append(make([]byte, 0, 64+len(valid)*160), `{"n":`...)
-		msg, _ = appendJSONString(msg, t.cfg.NodeID)
+		msg = jsonw.String(msg, t.cfg.NodeID)
 		msg = append(msg, `,"f":[`...)
 		for i := range valid {
 			if applied[i] {
@@ -405,7 +407,7 @@ func (t *Tracker) UpdateBatch(ctx context.Context, batch []UnitFix) (int, error)
 					msg = append(msg, ',')
 				}
 				msg = append(msg, `{"u":`...)
-				msg, _ = appendJSONString(msg, valid[i].UnitID)
+				msg = jsonw.String(msg, valid[i].UnitID)
 				msg = append(msg, `,"f":`...)
 				msg = append(msg, encoded[i]...)
 				msg = append(msg, '}')
@@ -687,9 +689,4 @@ func (t *Tracker) Close() error {
 		}
 	})
 	return err
-}
-
-func appendJSONString(b []byte, s string) ([]byte, error) {
-	q, err := json.Marshal(s)
-	return append(b, q...), err
 }

@@ -906,20 +906,6 @@ func (s *Server) positions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"at": at, "positions": out})
 }
 
-// recommendationView is a ranked unit and the pick to send back in
-// AssignRequest.recommendation when assigning from it.
-type recommendationView struct {
-	gis.Recommendation
-	Pick dispatch.RecPick `json:"pick"`
-}
-
-// recommendationsAnswer is the shape appendRecommendations writes.
-type recommendationsAnswer struct {
-	IncidentID      string               `json:"incident_id"`
-	Location        dispatch.Location    `json:"location"`
-	Recommendations []recommendationView `json:"recommendations"`
-}
-
 // recommendations serves GET /api/v1/incidents/{id}/recommendations.
 func (s *Server) recommendations(w http.ResponseWriter, r *http.Request) {
 	if !s.gisReady(w, r) {
@@ -984,8 +970,10 @@ var recBufs = sync.Pool{New: func() any { s := make([]gis.Recommendation, 0, 20)
 // answerBufs are the buffers hand-encoded answers are built in.
 var answerBufs = sync.Pool{New: func() any { b := make([]byte, 0, 8<<10); return &b }}
 
-// appendRecommendations writes the recommendations answer: the JSON that
-// encoding/json makes of recommendationsAnswer with coordinates rounded to
+// appendRecommendations writes the recommendations answer: {incident_id,
+// location, recommendations: [gis.Recommendation fields + pick, the
+// dispatch.RecPick to send back in AssignRequest.recommendation]}, the
+// JSON that encoding/json makes of those values with coordinates rounded to
 // degDecimals and metres and seconds to 0.1 (TestRecommendationsJSON),
 // written by hand because it is the answer dispatchers wait for most and
 // reflection and shortest-float formatting were a fifth of its cost.

@@ -987,6 +987,19 @@ func TestCamerasNear(t *testing.T) {
 	}
 }
 
+// recommendationView and recommendationsAnswer are the recommendations
+// answer as Go values, for encoding/json to compare with.
+type recommendationView struct {
+	gis.Recommendation
+	Pick dispatch.RecPick `json:"pick"`
+}
+
+type recommendationsAnswer struct {
+	IncidentID      string               `json:"incident_id"`
+	Location        dispatch.Location    `json:"location"`
+	Recommendations []recommendationView `json:"recommendations"`
+}
+
 func roundTo(x float64, d int) float64 {
 	p := math.Pow10(d)
 	if n := math.Round(x * p); math.Abs(n) < 1<<53 {

@@ -85,17 +85,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeRawJSON sends an answer already encoded, with its length.
 func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
-	h["Content-Type"] = hdrJSON
-	h["Cache-Control"] = hdrNoStore
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
-
-var (
-	hdrJSON    = []string{"application/json; charset=utf-8"}
-	hdrNoStore = []string{"no-store"}
-)
 
 // writeError maps domain errors to answers.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
