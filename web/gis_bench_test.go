@@ -441,16 +441,7 @@ func loadgenMain(job string) int {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		return 2
 	}
-	cs := make([]*loadgen.RawConn, j.Clients)
-	for i := range cs {
-		c, err := loadgen.DialRaw(j.Addr, j.Token)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen:", err)
-			return 1
-		}
-		cs[i] = c
-	}
-	r, err := loadgen.Run(j.Clients, max(j.Total, j.Clients), j.Rate, func(c, i int) error { return cs[c].Get(j.Paths[i%len(j.Paths)]) })
+	r, err := loadgen.GetPaths(j.Addr, j.Token, j.Paths, j.Clients, j.Total, j.Rate)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		return 1

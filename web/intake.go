@@ -294,11 +294,7 @@ func (s *Server) ingestCTI(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			s.in.matcher.Keep(waiting)
 		} else if len(waiting) > 0 {
-			for _, fix := range waiting {
-				if _, aerr := s.svc.AttachAML(r.Context(), system("aml", ""), c.ID, amlLocation(fix)); aerr != nil {
-					s.in.log.Warn("AML fix waiting for this call could not be attached", "call", c.ID, "err", aerr)
-				}
-			}
+			s.attachWaitingAML(r.Context(), c.ID, waiting)
 			c, _ = s.svc.Call(c.ID)
 		}
 	case ik.CTIAnswered:
@@ -341,12 +337,17 @@ func (s *Server) amlForNewCall(r journalRecord, _ *dispatch.State) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		for _, fix := range s.in.matcher.TakePending(c.CallerNumber) {
-			if _, err := s.svc.AttachAML(ctx, system("aml", ""), c.CallID, amlLocation(fix)); err != nil {
-				s.in.log.Warn("AML fix waiting for this call could not be attached", "call", c.CallID, "err", err)
-			}
-		}
+		s.attachWaitingAML(ctx, c.CallID, s.in.matcher.TakePending(c.CallerNumber))
 	}()
+}
+
+// attachWaitingAML attaches fixes that waited for their call.
+func (s *Server) attachWaitingAML(ctx context.Context, callID string, fixes []ik.AMLFix) {
+	for _, fix := range fixes {
+		if _, err := s.svc.AttachAML(ctx, system("aml", ""), callID, amlLocation(fix)); err != nil {
+			s.in.log.Warn("AML fix waiting for this call could not be attached", "call", callID, "err", err)
+		}
+	}
 }
 
 // offerAML attaches a fix to the live call from its number or keeps it

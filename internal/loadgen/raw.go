@@ -129,14 +129,25 @@ func Nearest(ctx context.Context, c *Client, clients, requests, k int, rate floa
 	for i, in := range list.Incidents {
 		paths[i] = "/api/v1/incidents/" + url.PathEscape(in.ID) + "/recommendations?k=" + strconv.Itoa(k)
 	}
+	return GetPaths(u.Host, c.Token, paths, clients, requests, rate)
+}
+
+// GetPaths runs total GETs of paths, in turn, from clients RawConns to addr
+// (see Run for rate).
+func GetPaths(addr, token string, paths []string, clients, total int, rate float64) (Result, error) {
+	if len(paths) == 0 {
+		return Result{}, errors.New("loadgen: no paths")
+	}
 	conns := make([]*RawConn, clients)
 	for i := range conns {
-		if conns[i], err = DialRaw(u.Host, c.Token); err != nil {
+		c, err := DialRaw(addr, token)
+		if err != nil {
 			return Result{}, err
 		}
-		defer conns[i].Close()
+		defer c.Close()
+		conns[i] = c
 	}
-	return Run(clients, requests, rate, func(ci, i int) error { return conns[ci].Get(paths[i%len(paths)]) })
+	return Run(clients, max(total, clients), rate, func(ci, i int) error { return conns[ci].Get(paths[i%len(paths)]) })
 }
 
 // Result is what Run measured.
